@@ -1,0 +1,5 @@
+import sys
+
+from skqueue.cli import main
+
+sys.exit(main())

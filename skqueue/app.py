@@ -1,0 +1,204 @@
+"""``App``: the task registry and settings a worker is built from (what ``-A module:attr`` names)."""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, overload
+
+from skqueue import config
+from skqueue.config import Settings
+from skqueue.errors import ConfigError, NotRegistered
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOptions:
+    """Per-task options; ``None`` means "use the app setting"."""
+
+    queue: str | None = None
+    bind: bool = False
+    ignore_result: bool | None = None
+    acks_late: bool | None = None
+    track_started: bool | None = None
+    reject_on_worker_lost: bool | None = None
+    time_limit: float | None = None
+    soft_time_limit: float | None = None
+    priority: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Task:
+    """A registered task. Calling it calls the function directly (as Celery's ``Task.__call__`` does)."""
+
+    def __init__(self, app: App, fn: Callable[..., Any], name: str, options: TaskOptions) -> None:
+        self.app = app
+        self.fn = fn
+        self.name = name
+        self.options = options
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<@task: {self.name} of {self.app.main}>"
+
+    @property
+    def ignore_result(self) -> bool:
+        own = self.options.ignore_result
+        return self.app.conf.task_ignore_result if own is None else own
+
+    @property
+    def acks_late(self) -> bool:
+        own = self.options.acks_late
+        return self.app.conf.task_acks_late if own is None else own
+
+    @property
+    def track_started(self) -> bool:
+        own = self.options.track_started
+        return self.app.conf.task_track_started if own is None else own
+
+
+Router = Callable[[str], dict[str, Any] | None]
+
+
+def _function_router(fn: Callable[..., Any]) -> Router:
+    """A Celery router function ``(name, args, kwargs, options) -> route | None``."""
+
+    def route(name: str) -> dict[str, Any] | None:
+        found = fn(name, (), {}, {})
+        if found is None:
+            return None
+        return {"queue": found} if isinstance(found, str) else dict(found)
+
+    return route
+
+
+def _matcher(pattern: Any) -> Callable[[str], bool]:
+    if isinstance(pattern, re.Pattern):
+        regex: re.Pattern[str] = pattern
+        return lambda name: regex.match(name) is not None
+    text = str(pattern)
+    if any(ch in text for ch in "*?["):
+        return lambda name: fnmatch.fnmatchcase(name, text)
+    return lambda name: name == text
+
+
+def _compile_routes(routes: Any) -> list[Router]:
+    """Turn ``task_routes`` (a mapping, or a list of mappings and router callables) into matchers."""
+    if routes is None:
+        return []
+    items = routes if isinstance(routes, list | tuple) else [routes]
+    routers: list[Router] = []
+    for item in items:
+        if callable(item):
+            routers.append(_function_router(item))
+        elif isinstance(item, Mapping):
+            routers.append(_mapping_router(item))
+        else:
+            raise ConfigError(f"task_routes entry {item!r} is neither a mapping nor a router function")
+    return routers
+
+
+def _mapping_router(mapping: Mapping[Any, Any]) -> Router:
+    compiled = [(_matcher(pattern), {"queue": route} if isinstance(route, str) else dict(route))
+                for pattern, route in mapping.items()]
+
+    def route(name: str) -> dict[str, Any] | None:
+        for matches, target in compiled:
+            if matches(name):
+                return target
+        return None
+
+    return route
+
+
+class App:
+    """A set of tasks plus the settings shared with the Celery clients that send them.
+
+    ``App("proj", broker_url=..., task_routes=...)`` takes settings under their Celery names.
+    """
+
+    def __init__(self, main: str = "skqueue", **settings: Any) -> None:
+        self.main = main
+        self.conf: Settings = config.merge(Settings(), settings, source=f"App({main!r})") if settings else Settings()
+        self.tasks: dict[str, Task] = {}
+        self._routers = _compile_routes(self.conf.task_routes)
+
+    def __repr__(self) -> str:
+        return f"<skqueue.App {self.main!r}: {len(self.tasks)} tasks>"
+
+    def configure(self, settings: Settings) -> None:
+        """Replace the settings (the CLI applies environment and flags this way)."""
+        self.conf = settings
+        self._routers = _compile_routes(settings.task_routes)
+
+    def config_from_object(self, obj: Any, namespace: str | None = "CELERY") -> None:
+        """Read Celery settings from a module, class, mapping or dotted path (Django's ``settings``)."""
+        values = config.read_object(obj, namespace)
+        self.configure(config.merge(self.conf, values, source=f"config_from_object({obj!r})"))
+
+    def config_from_env(self, environ: Mapping[str, str] | None = None) -> None:
+        self.configure(config.from_environ(self.conf, environ))
+
+    @overload
+    def task(self, fn: F, /) -> Task: ...
+
+    @overload
+    def task(self, fn: None = None, /, **options: Any) -> Callable[[Callable[..., Any]], Task]: ...
+
+    def task(self, fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+        """Register ``fn`` (``async def`` or plain ``def``), with or without options."""
+        if fn is not None:
+            return self._register(fn, {})
+
+        def decorator(func: Callable[..., Any]) -> Task:
+            return self._register(func, options)
+
+        return decorator
+
+    def _register(self, fn: Callable[..., Any], options: dict[str, Any]) -> Task:
+        name = options.pop("name", None) or f"{fn.__module__}.{fn.__name__}"
+        known = {f for f in TaskOptions.__dataclass_fields__ if f != "extra"}
+        opts = TaskOptions(**{k: v for k, v in options.items() if k in known},
+                           extra={k: v for k, v in options.items() if k not in known})
+        task = Task(self, fn, name, opts)
+        self.tasks[name] = task
+        return task
+
+    def get_task(self, name: str) -> Task:
+        try:
+            return self.tasks[name]
+        except KeyError:
+            raise NotRegistered(name) from None
+
+    def route(self, name: str) -> dict[str, Any]:
+        """Routing options for task ``name``: ``task_routes`` first, then the task's own queue, then the
+        default queue (Celery's order)."""
+        for router in self._routers:
+            found = router(name)
+            if found:
+                return dict(found)
+        task = self.tasks.get(name)
+        if task is not None and task.options.queue:
+            return {"queue": task.options.queue}
+        return {"queue": self.conf.task_default_queue}
+
+    def queue_for(self, name: str) -> str:
+        return str(self.route(name).get("queue") or self.conf.task_default_queue)
+
+    def known_queues(self) -> list[str]:
+        """The default queue, then every queue a registered task routes to, in first-seen order."""
+        seen = [self.conf.task_default_queue]
+        for name in self.tasks:
+            queue = self.queue_for(name)
+            if queue not in seen:
+                seen.append(queue)
+        return seen

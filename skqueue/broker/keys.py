@@ -1,0 +1,111 @@
+"""Every Redis key and channel name skqueue reads or writes, in one place.
+
+Broker keys follow kombu's Redis transport (``global_keyprefix`` applies to keys and channels, not to
+set members); result keys follow Celery's Redis result backend (its own prefix option).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from skqueue.config import TransportOptions
+
+TASK_META = "celery-task-meta-"
+GROUP_META = "celery-taskset-meta-"
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerKeys:
+    """Key names in the broker database, derived from the transport options the clients use."""
+
+    options: TransportOptions
+    db: int = 0
+
+    @property
+    def prefix(self) -> str:
+        return self.options.global_keyprefix
+
+    def band(self, queue: str, step: int) -> str:
+        """The list holding ``queue``'s messages of priority step ``step`` (step 0 is the bare name)."""
+        name = queue if step == 0 else f"{queue}{self.options.sep}{step}"
+        return self.prefix + name
+
+    def step_for(self, priority: int) -> int:
+        """The largest priority step <= ``priority`` (kombu's bisect rule)."""
+        steps = self.options.priority_steps
+        index = bisect.bisect_right(steps, priority) - 1
+        return steps[max(index, 0)]
+
+    def queue_for_priority(self, queue: str, priority: int) -> str:
+        return self.band(queue, self.step_for(priority))
+
+    def bands(self, queue: str) -> list[str]:
+        return [self.band(queue, step) for step in self.options.priority_steps]
+
+    def poll_order(self, queues: list[str]) -> list[str]:
+        """Band-major key order: every queue's band 0, then every queue's band 3, and so on."""
+        return [self.band(q, step) for step in self.options.priority_steps for q in queues]
+
+    @property
+    def unacked(self) -> str:
+        return self.prefix + self.options.unacked_key
+
+    @property
+    def unacked_index(self) -> str:
+        return self.prefix + self.options.unacked_index_key
+
+    @property
+    def unacked_mutex(self) -> str:
+        return self.prefix + self.options.unacked_mutex_key
+
+    def binding(self, exchange: str) -> str:
+        return f"{self.prefix}_kombu.binding.{exchange}"
+
+    def binding_permanent(self, exchange: str) -> str:
+        return f"{self.prefix}_kombu.binding_permanent.{exchange}"
+
+    def binding_member(self, routing_key: str, queue: str, pattern: str = "") -> str:
+        sep = self.options.sep
+        return f"{routing_key}{sep}{pattern}{sep}{queue}"
+
+    def fanout_channel(self, exchange: str, routing_key: str = "") -> str:
+        """Pub/sub channel of a fanout exchange: ``/<db>.<exchange>[/<routing_key>]``."""
+        suffix = f"/{routing_key}" if routing_key else ""
+        return f"{self.prefix}/{self.db}.{exchange}{suffix}"
+
+    # skqueue's own keys, under the same prefix so one option moves everything.
+    @property
+    def dead_letters(self) -> str:
+        return self.prefix + "skqueue.dead_letters"
+
+    def unprefixed(self, key: str) -> str:
+        return key[len(self.prefix):] if self.prefix and key.startswith(self.prefix) else key
+
+    def queue_of(self, key: str) -> str:
+        """The queue a band key belongs to (cut at the last separator, as kombu does)."""
+        name = self.unprefixed(key)
+        head, sep, tail = name.rpartition(self.options.sep)
+        return head if sep and tail.isdigit() else name
+
+
+@dataclass(frozen=True, slots=True)
+class ResultKeys:
+    """Key names in the result backend database."""
+
+    prefix: str = ""
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> ResultKeys:
+        prefix = str(options.get("global_keyprefix") or "")
+        if prefix and prefix[-1] not in ":_-.":
+            prefix += "_"
+        return cls(prefix)
+
+    def task(self, task_id: str) -> str:
+        return f"{self.prefix}{TASK_META}{task_id}"
+
+    def group(self, group_id: str) -> str:
+        return f"{self.prefix}{GROUP_META}{group_id}"

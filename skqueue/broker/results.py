@@ -1,0 +1,48 @@
+"""Celery's Redis result backend: ``celery-task-meta-<id>`` written with SET EX + PUBLISH."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from skqueue.broker import scripts
+from skqueue.broker.keys import ResultKeys
+from skqueue.protocol.results import decode_meta
+
+
+@dataclass(frozen=True, slots=True)
+class MetaWrite:
+    task_id: str
+    meta: bytes
+    ttl: float | None
+
+
+class ResultStore:
+    """Writes and reads task results exactly as Celery's ``RedisBackend`` does."""
+
+    def __init__(self, client: Redis, keys: ResultKeys) -> None:
+        self.client = client
+        self.keys = keys
+
+    async def store(self, writes: Sequence[MetaWrite]) -> int:
+        """Write many metas in one atomic script call. A stored SUCCESS is never overwritten, and every
+        write is published on the key's channel so clients blocked in ``.get()`` wake up."""
+        if not writes:
+            return 0
+        keys = [self.keys.task(w.task_id) for w in writes]
+        args: list[Any] = []
+        for w in writes:
+            args.extend([int(w.ttl) if w.ttl and w.ttl > 0 else 0, w.meta])
+        return int(await scripts.call(self.client, "store_results", keys, args))
+
+    async def get(self, task_id: str) -> dict[str, Any] | None:
+        return decode_meta(await self.client.get(self.keys.task(task_id)))
+
+    async def get_raw(self, task_id: str) -> bytes | None:
+        value = await self.client.get(self.keys.task(task_id))
+        if value is None:
+            return None
+        return value if isinstance(value, bytes) else str(value).encode()

@@ -1,0 +1,29 @@
+-- Move deliveries from kombu's unacked structures back to queue lists, one atomic step for all.
+-- A tag is only moved while it is still in `unacked` and, when ARGV[2] is a number, while its
+-- unacked_index score is still <= ARGV[2] (so a lease refreshed or a message acked since the caller
+-- looked is left alone). An index entry whose hash field is gone is dropped, as kombu does.
+--
+-- KEYS[1] unacked   KEYS[2] unacked_index   KEYS[2 + i] destination list of the i-th message
+-- ARGV[1] "head" (RPUSH: next to be consumed) or "tail" (LPUSH)   ARGV[2] score ceiling or "inf"
+-- ARGV[2 + 2i - 1] tag, ARGV[2 + 2i] payload to push (already marked redelivered)
+-- Returns the number of messages moved.
+local push = ARGV[1] == 'head' and 'RPUSH' or 'LPUSH'
+local ceiling = ARGV[2] ~= 'inf' and tonumber(ARGV[2]) or nil
+local moved = 0
+for i = 1, #KEYS - 2 do
+  local tag = ARGV[1 + 2 * i]
+  local payload = ARGV[2 + 2 * i]
+  local eligible = true
+  if ceiling then
+    local score = redis.call('ZSCORE', KEYS[2], tag)
+    eligible = score and tonumber(score) <= ceiling
+  end
+  if eligible then
+    if redis.call('HDEL', KEYS[1], tag) == 1 then
+      redis.call(push, KEYS[2 + i], payload)
+      moved = moved + 1
+    end
+    redis.call('ZREM', KEYS[2], tag)
+  end
+end
+return moved

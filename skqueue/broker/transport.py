@@ -1,0 +1,196 @@
+"""Queues on Redis the way kombu lays them out: reserve, ack, requeue, dead-letter, publish.
+
+Every delivery is recorded in kombu's ``unacked`` hash and ``unacked_index`` zset, so Celery workers
+sharing the queues recover skqueue's deliveries and skqueue recovers theirs. Reservation is one Lua call
+that pops and records atomically: no message is ever only in this process's memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from redis.asyncio import Redis
+
+from skqueue.broker import scripts
+from skqueue.broker.keys import BrokerKeys
+from skqueue.protocol.message import clamp_priority, mark_redelivered
+
+log = logging.getLogger("skqueue.broker")
+
+
+@dataclass(frozen=True, slots=True)
+class Reserved:
+    """A message taken from ``queue``; ``dead`` means it was unusable and is already dead-lettered."""
+
+    queue: str
+    raw: bytes
+    dead: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """What a requeue needs to know about one delivery."""
+
+    tag: str
+    raw: bytes
+    exchange: str
+    routing_key: str
+    priority: int
+
+
+_unacked_decoder = msgspec.json.Decoder(tuple[msgspec.Raw, Any, Any])
+_props_decoder = msgspec.json.Decoder(dict[str, Any])
+
+
+class RedisBroker:
+    """kombu-compatible queue operations on one broker database."""
+
+    def __init__(self, client: Redis, keys: BrokerKeys) -> None:
+        self.client = client
+        self.keys = keys
+
+    async def declare(self, queues: Iterable[str]) -> None:
+        """Bind each queue to its own direct exchange as Celery does, so named-exchange publishes and
+        kombu restores can find it (and kombu 5.7's sweeper keeps the binding)."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for queue in queues:
+                member = self.keys.binding_member(queue, queue)
+                pipe.sadd(self.keys.binding(queue), member)
+                pipe.sadd(self.keys.binding_permanent(queue), member)
+            await pipe.execute()
+
+    async def reserve(self, cycle: Sequence[str], count: int, now: float | None = None) -> list[Reserved]:
+        """Take up to ``count`` messages, band-major, round robin over ``cycle`` inside a band."""
+        if count <= 0 or not cycle:
+            return []
+        k = self.keys
+        keys = [k.unacked, k.unacked_index, k.dead_letters, *k.poll_order(list(cycle))]
+        args: list[Any] = [repr(time.time() if now is None else now), count, len(cycle), *cycle]
+        flat = await scripts.call(self.client, "reserve", keys, args)
+        return [
+            Reserved(cycle[int(flat[i]) - 1], flat[i + 1], flat[i + 2] == b"dead")
+            for i in range(0, len(flat), 3)
+        ]
+
+    async def ack(self, tags: Sequence[str]) -> None:
+        """Remove deliveries from ``unacked`` and ``unacked_index`` in one MULTI."""
+        if not tags:
+            return
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.zrem(self.keys.unacked_index, *tags)
+            pipe.hdel(self.keys.unacked, *tags)
+            await pipe.execute()
+
+    async def dead_letter(self, tag: str, record: bytes) -> None:
+        """Atomically drop a delivery from ``unacked`` and push ``record`` on the dead-letter list."""
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.zrem(self.keys.unacked_index, tag)
+            pipe.hdel(self.keys.unacked, tag)
+            pipe.lpush(self.keys.dead_letters, record)
+            await pipe.execute()
+
+    async def refresh_leases(self, tags: Sequence[str], now: float | None = None) -> None:
+        """Move held deliveries' ``unacked_index`` scores to now, so no visibility restore takes them.
+        ``XX``: a tag somebody else already restored is not re-created."""
+        if not tags:
+            return
+        stamp = time.time() if now is None else now
+        await self.client.zadd(self.keys.unacked_index, dict.fromkeys(tags, stamp), xx=True)
+
+    async def publish(self, queue: str, priority: int, raw: bytes) -> None:
+        await self.client.lpush(self.keys.queue_for_priority(queue, clamp_priority(priority)), raw)
+
+    async def requeue(self, held: Sequence[Held], *, head: bool, ceiling: float | None = None) -> int:
+        """Return deliveries to their queues marked redelivered, keeping their delivery tags: ``head``
+        (restore, next to run) or tail (reject with requeue). With ``ceiling`` only deliveries whose
+        lease is still older than it move. Returns how many moved."""
+        moved = 0
+        for start in range(0, len(held), 500):
+            chunk = held[start:start + 500]
+            dests: list[str] = []
+            args: list[Any] = ["head" if head else "tail", "inf" if ceiling is None else repr(ceiling)]
+            for item in chunk:
+                dest = await self._destination(item)
+                dests.append(dest)
+                args.extend([item.tag, mark_redelivered(item.raw)])
+            keys = [self.keys.unacked, self.keys.unacked_index, *dests]
+            moved += int(await scripts.call(self.client, "requeue", keys, args))
+        return moved
+
+    async def _destination(self, item: Held) -> str:
+        if not item.exchange:
+            return self.keys.queue_for_priority(item.routing_key, item.priority)
+        members = await self.client.smembers(self.keys.binding(item.exchange))
+        for member in sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members):
+            routing_key, pattern, queue = [*member.split(self.keys.options.sep), "", "", ""][:3]
+            if routing_key == item.routing_key or (pattern and re.fullmatch(pattern, item.routing_key)):
+                return self.keys.queue_for_priority(queue, item.priority)
+        # kombu drops such a message; skqueue keeps it where an operator will find it.
+        log.error("No binding for exchange %r routing key %r: restoring delivery %s to the dead-letter list",
+                  item.exchange, item.routing_key, item.tag)
+        return self.keys.dead_letters
+
+    async def restore_visible(self, visibility_timeout: float, now: float | None = None, limit: int = 1000) -> int:
+        """Requeue (to the head) deliveries whose lease is older than ``visibility_timeout``: their worker
+        is gone. Uses kombu's ``unacked_mutex`` so one restorer runs at a time, Celery workers included."""
+        token = uuid.uuid4().hex
+        expire_ms = int(self.keys.options.unacked_mutex_expire * 1000)
+        if not await self.client.set(self.keys.unacked_mutex, token, nx=True, px=expire_ms):
+            return 0
+        try:
+            ceiling = (time.time() if now is None else now) - visibility_timeout
+            found = await self.client.zrevrangebyscore(self.keys.unacked_index, ceiling, 0, start=0, num=limit)
+            tags = [t.decode() if isinstance(t, bytes) else str(t) for t in found]
+            held = await self.load_held(tags)
+            kept = {h.tag for h in held}
+            stale = [t for t in tags if t not in kept]
+            if stale:
+                await self.client.zrem(self.keys.unacked_index, *stale)
+            moved = await self.requeue(held, head=True, ceiling=ceiling)
+            if moved:
+                log.warning("Restored %d unacknowledged message(s) older than the visibility timeout", moved)
+            return moved
+        finally:
+            await scripts.call(self.client, "release_lock", [self.keys.unacked_mutex], [token])
+
+    async def load_held(self, tags: Sequence[str]) -> list[Held]:
+        """Read deliveries back from ``unacked`` (missing or unreadable entries are skipped)."""
+        if not tags:
+            return []
+        values = await self.client.hmget(self.keys.unacked, list(tags))
+        held = []
+        for tag, value in zip(tags, values, strict=True):
+            if value is None:
+                continue
+            try:
+                payload, exchange, routing_key = _unacked_decoder.decode(value)
+                props = _props_decoder.decode(payload).get("properties") or {}
+            except (msgspec.DecodeError, AttributeError):
+                log.error("Unreadable unacked entry %s left in place", tag)
+                continue
+            held.append(Held(tag, bytes(payload), str(exchange or ""), str(routing_key or ""),
+                             clamp_priority(props.get("priority") if isinstance(props, dict) else 0)))
+        return held
+
+    async def queue_sizes(self, queues: Iterable[str]) -> dict[str, int]:
+        """Messages waiting per queue, summed over every priority band (what Flower shows)."""
+        names = list(queues)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for queue in names:
+                for band in self.keys.bands(queue):
+                    pipe.llen(band)
+            counts = await pipe.execute()
+        steps = len(self.keys.options.priority_steps)
+        return {q: sum(counts[i * steps:(i + 1) * steps]) for i, q in enumerate(names)}
+
+    async def purge(self, queues: Iterable[str]) -> int:
+        sizes = await self.queue_sizes(queues)
+        await self.client.delete(*[band for queue in sizes for band in self.keys.bands(queue)])
+        return sum(sizes.values())

@@ -1,0 +1,1 @@
+"""Celery's wire formats (messages, results, states). Pure: no I/O, no Redis, no asyncio."""

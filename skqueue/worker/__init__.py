@@ -1,0 +1,1 @@
+"""Consume, execute, settle: the skqueue worker."""

@@ -1,0 +1,77 @@
+"""Turning what happened to a request into the result metas Celery clients read, and log lines."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from skqueue.app import Task
+from skqueue.broker.results import MetaWrite
+from skqueue.config import Settings
+from skqueue.errors import NotRegistered
+from skqueue.protocol import results, states
+from skqueue.protocol.message import TaskMessage
+from skqueue.worker.execute import Outcome
+
+log = logging.getLogger("skqueue.worker")
+
+
+def _safe_repr(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class MetaFactory:
+    """Builds ``celery-task-meta`` writes with the TTL and optional fields the settings ask for."""
+
+    def __init__(self, settings: Settings, hostname: str) -> None:
+        self.ttl = settings.result_expires
+        self.extended = settings.result_extended
+        self.hostname = hostname
+        self.pid = os.getpid()
+
+    def _common(self, message: TaskMessage, queue: str) -> dict[str, Any]:
+        common: dict[str, Any] = {"group_id": message.group, "parent_id": message.parent_id}
+        if self.extended:
+            common["extended"] = {
+                "name": message.task, "args": message.args, "kwargs": message.kwargs,
+                "worker": self.hostname, "retries": message.retries, "queue": message.routing_key or queue,
+            }
+        return common
+
+    def _write(self, meta: results.ResultMeta) -> MetaWrite:
+        return MetaWrite(meta.task_id, meta.to_json(), self.ttl)
+
+    def started(self, message: TaskMessage, queue: str) -> MetaWrite:
+        return self._write(results.started(message.id, self.pid, self.hostname, **self._common(message, queue)))
+
+    def finished(self, message: TaskMessage, queue: str, outcome: Outcome) -> MetaWrite:
+        common = self._common(message, queue)
+        if outcome.state == states.SUCCESS:
+            try:
+                meta = results.success(message.id, outcome.value, **common)
+                return self._write(meta)
+            except TypeError as exc:
+                # The return value cannot be stored as JSON: report it as the task's failure.
+                outcome.state, outcome.exc, outcome.traceback = states.FAILURE, exc, None
+        assert outcome.exc is not None
+        meta = results.failure(message.id, results.encode_exception(outcome.exc), outcome.traceback, **common)
+        return self._write(meta)
+
+    def not_registered(self, message: TaskMessage, queue: str) -> MetaWrite:
+        exc = results.encode_exception(NotRegistered(message.task))
+        return self._write(results.failure(message.id, exc, None, **self._common(message, queue)))
+
+    def revoked(self, message: TaskMessage, queue: str, reason: str) -> MetaWrite:
+        return self._write(results.revoked(message.id, reason, **self._common(message, queue)))
+
+
+def log_outcome(task: Task, message: TaskMessage, outcome: Outcome) -> None:
+    if outcome.state == states.SUCCESS:
+        if log.isEnabledFor(logging.INFO):
+            log.info("Task %s[%s] succeeded in %.6fs: %s", task.name, message.id, outcome.runtime,
+                     _safe_repr(outcome.value))
+    else:
+        log.error("Task %s[%s] raised unexpected: %r\n%s", task.name, message.id, outcome.exc,
+                  outcome.traceback or "")

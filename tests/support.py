@@ -1,0 +1,179 @@
+"""Test helpers: a private Redis server per session, and an skqueue worker running in a thread."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from skqueue.app import App
+from skqueue.broker.client import aclose, connect
+from skqueue.broker.keys import BrokerKeys, ResultKeys
+from skqueue.broker.results import ResultStore
+from skqueue.broker.transport import RedisBroker
+from skqueue.broker.wakeup import Doorbell, notifications_enabled
+from skqueue.worker.worker import Worker, WorkerOptions
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def server_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    from skqueue.broker.embedded import server_binary as valkey
+
+    return valkey()
+
+
+@dataclass
+class RedisServer:
+    """A private, throw-away Redis server that tests may kill and restart."""
+
+    port: int = field(default_factory=free_port)
+    notifications: bool = True
+    process: subprocess.Popen[bytes] | None = None
+    workdir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="skqueue-redis-"))
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def start(self) -> None:
+        argv = [server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--dir", self.workdir]
+        if self.notifications:
+            argv += ["--notify-keyspace-events", "Kl"]
+        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(redis.RedisError):
+                if redis.Redis(port=self.port, socket_timeout=0.5).ping():
+                    return
+            time.sleep(0.01)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def client(self, db: int = 0) -> redis.Redis:
+        return redis.Redis(port=self.port, db=db)
+
+
+class WorkerThread:
+    """An skqueue worker on its own event loop in a background thread."""
+
+    def __init__(self, app: App, options: WorkerOptions) -> None:
+        self.app = app
+        self.options = options
+        self.worker: Worker | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.error: BaseException | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="skqueue-worker", daemon=True)
+
+    def start(self) -> WorkerThread:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("worker did not start")
+        if self.error:
+            raise self.error
+        return self
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:  # surfaced to the test by stop()
+            self.error = exc
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        conf = self.app.conf
+        assert conf.broker_url is not None
+        keys = BrokerKeys(conf.broker_transport_options, _db(conf.broker_url))
+        broker_client = connect(conf.broker_url)
+        result_client = connect(conf.result_backend) if conf.result_backend else None
+        try:
+            results = (ResultStore(result_client, ResultKeys.from_options(conf.result_backend_transport_options))
+                       if result_client else None)
+            notify = await notifications_enabled(broker_client)
+            doorbell = Doorbell(broker_client, keys.db, notify, 0.05)
+            self.worker = Worker(self.app, RedisBroker(broker_client, keys), results, doorbell, self.options)
+            self.loop = asyncio.get_running_loop()
+            self._ready.set()
+            await self.worker.run()
+        finally:
+            await aclose(broker_client)
+            if result_client is not None:
+                await aclose(result_client)
+
+    def stop(self, *, cold: bool = False, timeout: float = 20) -> None:
+        if self.loop is not None and self.worker is not None and self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self.worker.request_stop)
+            if cold:
+                self.loop.call_soon_threadsafe(self.worker.request_stop)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise RuntimeError("worker did not stop")
+        if self.error:
+            raise self.error
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` on the worker's loop and return its result (for inspecting state)."""
+        assert self.loop is not None
+        done = threading.Event()
+        box: list[Any] = []
+        self.loop.call_soon_threadsafe(lambda: (box.append(fn()), done.set()))
+        done.wait(5)
+        return box[0]
+
+
+def _db(url: str) -> int:
+    from skqueue.broker.client import db_of
+
+    return db_of(url)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met within %.1fs" % timeout)
+
+
+@contextlib.contextmanager
+def env(**values: str) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+ROOT = Path(__file__).resolve().parent.parent
