@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import signal
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -177,3 +180,55 @@ def env(**values: str) -> Iterator[None]:
 
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def wire_env(server: RedisServer, vt: float) -> dict[str, str]:
+    """Environment for subprocess workers running the ``wire`` apps against ``server``."""
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "CELERY_BROKER_URL": server.url(0),
+        "CELERY_RESULT_BACKEND": server.url(1),
+        "CELERY_TASK_DEFAULT_QUEUE": "default",
+        "CELERY_TASK_ACKS_LATE": "true",
+        "CELERY_BROKER_TRANSPORT_OPTIONS": json.dumps({"visibility_timeout": vt}),
+        "WIRE_BROKER": server.url(0),
+        "WIRE_BACKEND": server.url(1),
+        "WIRE_VT": str(vt),
+    }
+
+
+def spawn_skqueue(server: RedisServer, *args: str, vt: float = 3600, log: Path | None = None,
+                  name: str = "sk@test") -> subprocess.Popen[bytes]:
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
+    return subprocess.Popen(
+        [sys.executable, "-m", "skqueue", "-l", "info", "worker", "-A", "tests.apps.wire", "-n", name, *args],
+        env=wire_env(server, vt), stdout=out, stderr=out, cwd=ROOT, start_new_session=True,
+    )
+
+
+def spawn_celery(server: RedisServer, *args: str, vt: float = 3600, log: Path | None = None,
+                 name: str = "celery@test") -> subprocess.Popen[bytes]:
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "tests.apps.celery_wire", "worker", "-n", name,
+         "-l", "info", "--without-mingle", "--without-gossip", *args],
+        env=wire_env(server, vt), stdout=out, stderr=out, cwd=ROOT, start_new_session=True,
+    )
+
+
+def kill9(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process and everything in its session (a Celery prefork worker's children too)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def terminate(process: subprocess.Popen[bytes], timeout: float = 15) -> int:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            return process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return process.wait()

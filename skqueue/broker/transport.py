@@ -45,6 +45,10 @@ class Held:
     priority: int
 
 
+# skqueue's own hold on kombu's unacked_mutex: short, so a crashed skqueue never blocks Celery's restores
+# for kombu's full 300 s.
+MUTEX_MAX_HOLD = 30.0
+
 _unacked_decoder = msgspec.json.Decoder(tuple[msgspec.Raw, Any, Any])
 _props_decoder = msgspec.json.Decoder(dict[str, Any])
 
@@ -117,8 +121,11 @@ class RedisBroker:
             dests: list[str] = []
             args: list[Any] = ["head" if head else "tail", "inf" if ceiling is None else repr(ceiling)]
             for item in chunk:
-                dest = await self._destination(item)
-                dests.append(dest)
+                if not item.raw:  # an orphaned index entry: nothing to push
+                    dests.append(self.keys.dead_letters)
+                    args.extend([item.tag, ""])
+                    continue
+                dests.append(await self._destination(item))
                 args.extend([item.tag, mark_redelivered(item.raw)])
             keys = [self.keys.unacked, self.keys.unacked_index, *dests]
             moved += int(await scripts.call(self.client, "requeue", keys, args))
@@ -139,35 +146,45 @@ class RedisBroker:
 
     async def restore_visible(self, visibility_timeout: float, now: float | None = None, limit: int = 1000) -> int:
         """Requeue (to the head) deliveries whose lease is older than ``visibility_timeout``: their worker
-        is gone. Uses kombu's ``unacked_mutex`` so one restorer runs at a time, Celery workers included."""
+        is gone. Returns how many moved.
+
+        Each move is atomic and conditional on the entry still being stale, so two restorers can never
+        move one message twice and the restore needs no lock for correctness. kombu's ``unacked_mutex``
+        is still taken when free, so Celery workers skip their own scan meanwhile; but a mutex left behind
+        by a crashed worker (kombu holds it for 300 s) must not stall recovery, so a held mutex does not
+        stop this restore."""
         token = uuid.uuid4().hex
-        expire_ms = int(self.keys.options.unacked_mutex_expire * 1000)
-        if not await self.client.set(self.keys.unacked_mutex, token, nx=True, px=expire_ms):
-            return 0
+        expire_ms = int(min(self.keys.options.unacked_mutex_expire, MUTEX_MAX_HOLD) * 1000)
+        locked = await self.client.set(self.keys.unacked_mutex, token, nx=True, px=expire_ms)
         try:
             ceiling = (time.time() if now is None else now) - visibility_timeout
             found = await self.client.zrevrangebyscore(self.keys.unacked_index, ceiling, 0, start=0, num=limit)
             tags = [t.decode() if isinstance(t, bytes) else str(t) for t in found]
-            held = await self.load_held(tags)
-            kept = {h.tag for h in held}
-            stale = [t for t in tags if t not in kept]
-            if stale:
-                await self.client.zrem(self.keys.unacked_index, *stale)
-            moved = await self.requeue(held, head=True, ceiling=ceiling)
+            held, missing = await self._load_for_restore(tags)
+            orphans = [Held(tag, b"", "", "", 0) for tag in missing]
+            moved = await self.requeue([*held, *orphans], head=True, ceiling=ceiling)
             if moved:
                 log.warning("Restored %d unacknowledged message(s) older than the visibility timeout", moved)
             return moved
         finally:
-            await scripts.call(self.client, "release_lock", [self.keys.unacked_mutex], [token])
+            if locked:
+                await scripts.call(self.client, "release_lock", [self.keys.unacked_mutex], [token])
 
     async def load_held(self, tags: Sequence[str]) -> list[Held]:
         """Read deliveries back from ``unacked`` (missing or unreadable entries are skipped)."""
+        held, _ = await self._load_for_restore(tags)
+        return held
+
+    async def _load_for_restore(self, tags: Sequence[str]) -> tuple[list[Held], list[str]]:
+        """Deliveries found in ``unacked``, and the tags whose hash field is missing."""
         if not tags:
-            return []
+            return [], []
         values = await self.client.hmget(self.keys.unacked, list(tags))
-        held = []
+        held: list[Held] = []
+        missing: list[str] = []
         for tag, value in zip(tags, values, strict=True):
             if value is None:
+                missing.append(tag)
                 continue
             try:
                 payload, exchange, routing_key = _unacked_decoder.decode(value)
@@ -177,7 +194,7 @@ class RedisBroker:
                 continue
             held.append(Held(tag, bytes(payload), str(exchange or ""), str(routing_key or ""),
                              clamp_priority(props.get("priority") if isinstance(props, dict) else 0)))
-        return held
+        return held, missing
 
     async def queue_sizes(self, queues: Iterable[str]) -> dict[str, int]:
         """Messages waiting per queue, summed over every priority band (what Flower shows)."""

@@ -5,7 +5,8 @@
 --
 -- KEYS[1] unacked   KEYS[2] unacked_index   KEYS[2 + i] destination list of the i-th message
 -- ARGV[1] "head" (RPUSH: next to be consumed) or "tail" (LPUSH)   ARGV[2] score ceiling or "inf"
--- ARGV[2 + 2i - 1] tag, ARGV[2 + 2i] payload to push (already marked redelivered)
+-- ARGV[2 + 2i - 1] tag, ARGV[2 + 2i] payload to push (already marked redelivered), or '' to drop an
+-- index entry whose hash field is gone
 -- Returns the number of messages moved.
 local push = ARGV[1] == 'head' and 'RPUSH' or 'LPUSH'
 local ceiling = ARGV[2] ~= 'inf' and tonumber(ARGV[2]) or nil
@@ -19,11 +20,18 @@ for i = 1, #KEYS - 2 do
     eligible = score and tonumber(score) <= ceiling
   end
   if eligible then
-    if redis.call('HDEL', KEYS[1], tag) == 1 then
-      redis.call(push, KEYS[2 + i], payload)
-      moved = moved + 1
+    if payload == '' then
+      -- only an orphaned index entry to drop, and only if its hash field is really gone
+      if redis.call('HEXISTS', KEYS[1], tag) == 0 then
+        redis.call('ZREM', KEYS[2], tag)
+      end
+    else
+      if redis.call('HDEL', KEYS[1], tag) == 1 then
+        redis.call(push, KEYS[2 + i], payload)
+        moved = moved + 1
+      end
+      redis.call('ZREM', KEYS[2], tag)
     end
-    redis.call('ZREM', KEYS[2], tag)
   end
 end
 return moved

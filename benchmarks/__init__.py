@@ -1,0 +1,1 @@
+"""Benchmarks comparing skqueue with a real Celery worker (see ``benchmarks/README.md``)."""
