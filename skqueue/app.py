@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import importlib
 import inspect
 import re
 from collections.abc import Callable, Mapping
@@ -81,43 +82,70 @@ def _function_router(fn: Callable[..., Any]) -> Router:
     return route
 
 
-def _matcher(pattern: Any) -> Callable[[str], bool]:
+def _pattern(pattern: Any) -> Callable[[str], bool] | None:
+    """A matcher for a glob (``*``) or regex key, or ``None`` for an exact task name (Celery's MapRoute)."""
     if isinstance(pattern, re.Pattern):
         regex: re.Pattern[str] = pattern
         return lambda name: regex.match(name) is not None
     text = str(pattern)
-    if any(ch in text for ch in "*?["):
+    if "*" in text:
         return lambda name: fnmatch.fnmatchcase(name, text)
-    return lambda name: name == text
+    return None
+
+
+def _import_router(path: str) -> Router:
+    module_name, sep, attr = path.partition(":")
+    if not sep:
+        module_name, _, attr = path.rpartition(".")
+    try:
+        fn = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigError(f"cannot import router {path!r}: {exc}") from exc
+    return _function_router(fn)
 
 
 def _compile_routes(routes: Any) -> list[Router]:
-    """Turn ``task_routes`` (a mapping, or a list of mappings and router callables) into matchers."""
+    """Turn ``task_routes`` into routers, as Celery accepts it: a mapping, or a list whose items are
+    mappings, lists of ``(pattern, route)`` pairs, router functions or dotted paths to them."""
     if routes is None:
         return []
     items = routes if isinstance(routes, list | tuple) else [routes]
     routers: list[Router] = []
     for item in items:
-        if callable(item):
+        if isinstance(item, Mapping):
+            routers.append(_mapping_router(list(item.items())))
+        elif isinstance(item, list | tuple):
+            routers.append(_mapping_router([tuple(pair) for pair in item]))
+        elif isinstance(item, str):
+            routers.append(_import_router(item))
+        elif callable(item):
             routers.append(_function_router(item))
-        elif isinstance(item, Mapping):
-            routers.append(_mapping_router(item))
         else:
-            raise ConfigError(f"task_routes entry {item!r} is neither a mapping nor a router function")
+            raise ConfigError(f"task_routes entry {item!r} is not a mapping, a list of pairs or a router")
     return routers
 
 
-def _mapping_router(mapping: Mapping[Any, Any]) -> Router:
-    compiled = [(_matcher(pattern), {"queue": route} if isinstance(route, str) else dict(route))
-                for pattern, route in mapping.items()]
+def _mapping_router(pairs: list[tuple[Any, Any]]) -> Router:
+    """Exact task names first, then glob and regex patterns in order (Celery's MapRoute)."""
+    exact: dict[str, dict[str, Any]] = {}
+    patterns: list[tuple[Callable[[str], bool], dict[str, Any]]] = []
+    for pattern, destination in pairs:
+        target = {"queue": destination} if isinstance(destination, str) else dict(destination)
+        matcher = _pattern(pattern)
+        if matcher is None:
+            exact.setdefault(str(pattern), target)
+        else:
+            patterns.append((matcher, target))
 
-    def route(name: str) -> dict[str, Any] | None:
-        for matches, target in compiled:
+    def lookup(name: str) -> dict[str, Any] | None:
+        if name in exact:
+            return exact[name]
+        for matches, target in patterns:
             if matches(name):
                 return target
         return None
 
-    return route
+    return lookup
 
 
 class App:
@@ -180,15 +208,15 @@ class App:
             raise NotRegistered(name) from None
 
     def route(self, name: str) -> dict[str, Any]:
-        """Routing options for task ``name``: ``task_routes`` first, then the task's own queue, then the
-        default queue (Celery's order)."""
+        """Routing options for task ``name``, in Celery's order: the task's own ``queue`` option wins over
+        ``task_routes`` (Celery merges the route under the task's options), then the default queue."""
+        task = self.tasks.get(name)
+        if task is not None and task.options.queue:
+            return {"queue": task.options.queue}
         for router in self._routers:
             found = router(name)
             if found:
                 return dict(found)
-        task = self.tasks.get(name)
-        if task is not None and task.options.queue:
-            return {"queue": task.options.queue}
         return {"queue": self.conf.task_default_queue}
 
     def queue_for(self, name: str) -> str:

@@ -14,7 +14,7 @@ from skqueue import logs
 from skqueue.app import App
 from skqueue.errors import ConfigError, SkqueueError
 
-DEFAULT_APP = "skqueue.demo"
+DEFAULT_APP = "skqueue.demo.tasks"
 
 
 def load_app(target: str) -> App:
@@ -64,9 +64,9 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from skqueue import demo
+    from skqueue.demo.run import main as run_demo
 
-    return demo.main(home=args.home)
+    return run_demo(home=args.home)
 
 
 def build_parser() -> argparse.ArgumentParser:

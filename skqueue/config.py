@@ -258,7 +258,7 @@ def read_object(obj: Any, namespace: str | None = "CELERY") -> dict[str, Any]:
         if prefix:
             if name.startswith(prefix):
                 found[name[len(prefix):].lower()] = value
-        elif name.islower() and not callable(value):
+        elif name.islower() and (not callable(value) or name in _FIELDS or name in _ACCEPTED):
             found[name] = value
     return found
 

@@ -51,6 +51,7 @@ class Envelope(msgspec.Struct):
 
 
 _envelope_decoder = msgspec.json.Decoder(Envelope)
+_TAG = b'"__type__"'
 
 
 @dataclass(slots=True)
@@ -158,12 +159,19 @@ def decode_task(raw: bytes, tz: tzinfo) -> TaskMessage:
     if headers.get("compression"):
         data = compression.decompress(data, str(headers["compression"]))
     body = tagged_json.loads(data)
-    if "task" in headers:
-        message = _from_v2(headers, body, tz)
-    elif isinstance(body, dict) and "task" in body:
-        message = _from_v1(body, tz)
-    else:
-        raise ProtocolError("message has no 'task' header (not a Celery task message)")
+    if _TAG in raw:
+        headers = tagged_json.untag(headers)
+    try:
+        if "task" in headers:
+            message = _from_v2(headers, body, tz)
+        elif isinstance(body, dict) and "task" in body:
+            message = _from_v1(body, tz)
+        else:
+            raise ProtocolError("message has no 'task' header (not a Celery task message)")
+    except (ValueError, TypeError, AttributeError) as exc:
+        if isinstance(exc, ProtocolError):
+            raise
+        raise ProtocolError(f"malformed task header: {exc}") from exc
     _apply_properties(message, env.properties, headers)
     message.raw = raw
     return message
@@ -329,7 +337,10 @@ def encode_task(out: Outgoing, *, expiration_ms: int | None = None) -> bytes:
 def mark_redelivered(raw: bytes) -> bytes:
     """Return ``raw`` with ``headers.redelivered`` and ``properties.delivery_info.redelivered`` set, as
     kombu does when it restores a message. Everything else, the delivery tag included, is kept."""
-    obj = msgspec.json.decode(raw)
+    try:
+        obj = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(f"envelope is not valid JSON: {exc}") from exc
     if not isinstance(obj, dict):
         raise ProtocolError("envelope is not a JSON object")
     headers = obj.get("headers")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
+import math
 import uuid
 from collections.abc import Callable
 from datetime import date, datetime, time
@@ -50,10 +52,15 @@ def _untag(obj: Any) -> Any:
                 raise ProtocolError(f"unsupported JSON type tag {obj['__type__']!r}")
             try:
                 return decoder(obj["__value__"])
-            except (ValueError, TypeError, KeyError, InvalidOperation, binascii.Error) as exc:
+            except (ValueError, TypeError, KeyError, AttributeError, InvalidOperation, binascii.Error) as exc:
                 raise ProtocolError(f"bad {obj['__type__']} value {obj['__value__']!r}: {exc}") from exc
         return {key: _untag(value) for key, value in obj.items()}
     return obj
+
+
+def untag(value: Any) -> Any:
+    """Resolve type tags in an already-decoded JSON value."""
+    return _untag(value)
 
 
 def loads(data: bytes | str) -> Any:
@@ -62,10 +69,20 @@ def loads(data: bytes | str) -> Any:
     try:
         value = _decoder.decode(raw)
     except msgspec.DecodeError as exc:
-        raise ProtocolError(f"invalid JSON: {exc}") from exc
+        value = _loads_nonfinite(raw, exc)
     if _TAG in raw:
         return _untag(value)
     return value
+
+
+def _loads_nonfinite(raw: bytes, error: msgspec.DecodeError) -> Any:
+    """kombu (the stdlib json) writes NaN and Infinity, which strict JSON parsers reject."""
+    if b"NaN" not in raw and b"Infinity" not in raw:
+        raise ProtocolError(f"invalid JSON: {error}") from error
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"invalid JSON: {exc}") from exc
 
 
 def _tag(kind: str, value: Any) -> dict[str, Any]:
@@ -79,9 +96,17 @@ def _tag_bytes(value: bytes) -> dict[str, Any]:
         return _tag("base64", base64.b64encode(value).decode("ascii"))
 
 
+class _NonFinite(Exception):
+    """A NaN or infinite float: msgspec would write null, so the stdlib encoder is used instead."""
+
+
 def to_tagged(obj: Any) -> Any:
     """Return ``obj`` with every non-JSON value replaced by its kombu tag (containers are copied)."""
-    if obj is None or isinstance(obj, str | int | float | bool):
+    if obj is None or isinstance(obj, str | int | bool):
+        return obj
+    if isinstance(obj, float):
+        if not math.isfinite(obj):
+            raise _NonFinite
         return obj
     if isinstance(obj, list | tuple):
         return [to_tagged(item) for item in obj]
@@ -90,8 +115,14 @@ def to_tagged(obj: Any) -> Any:
     return _tag_scalar(obj)
 
 
+_SPECIAL_KEYS = {True: "true", False: "false", None: "null"}
+
+
 def _key(key: Any) -> Any:
-    return key if isinstance(key, str | int | float | bool) or key is None else str(key)
+    """Dict keys as the stdlib json writes them: true/false/null for the singletons, numbers as is."""
+    if key is None or isinstance(key, bool):
+        return _SPECIAL_KEYS[key]
+    return key if isinstance(key, str | int | float) else str(key)
 
 
 def _tag_scalar(obj: Any) -> Any:
@@ -121,4 +152,17 @@ _encoder = msgspec.json.Encoder()
 
 def dumps(obj: Any) -> bytes:
     """Encode ``obj`` as kombu-flavoured JSON bytes. Raises ``TypeError`` for unserializable values."""
-    return _encoder.encode(to_tagged(obj))
+    try:
+        return _encoder.encode(to_tagged(obj))
+    except _NonFinite:
+        return json.dumps(_tag_allowing_nonfinite(obj), allow_nan=True).encode("utf-8")
+
+
+def _tag_allowing_nonfinite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj
+    if isinstance(obj, list | tuple):
+        return [_tag_allowing_nonfinite(item) for item in obj]
+    if isinstance(obj, dict):
+        return {_key(key): _tag_allowing_nonfinite(value) for key, value in obj.items()}
+    return to_tagged(obj)

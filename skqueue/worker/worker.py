@@ -221,6 +221,10 @@ class Worker:
         except ProtocolError as exc:
             self._dead_letter(reserved, str(exc))
             return
+        except Exception as exc:  # a decoder bug must not stop consumption: keep the message aside
+            log.exception("Unexpected error decoding a message from %r", reserved.queue)
+            self._dead_letter(reserved, f"undecodable: {type(exc).__name__}: {exc}")
+            return
         delivery = Delivery(message, reserved.queue)
         self.holding[message.delivery_tag] = delivery
         self.stats.received += 1
@@ -305,7 +309,9 @@ class Worker:
             return
         if self._expired(Delivery(message, queue)):
             return
-        ignore = task.ignore_result if message.ignore_result is None else bool(message.ignore_result)
+        # Celery <= 5.6 clients send ignore_result=false for every send_task(), so only an explicit true
+        # overrides the task's own setting (a 5.3 worker looks at the task alone; 5.7 lets true win too).
+        ignore = bool(message.ignore_result) or task.ignore_result
         late = task.acks_late
         early: list[str] = [] if late else [tag]
         started: list[MetaWrite] = [] if ignore or not task.track_started else [self.metas.started(message, queue)]

@@ -1,0 +1,78 @@
+"""The ``skqueue`` command line, run as real subprocesses."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import ROOT, spawn_skqueue, terminate, wait_for, wire_env
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_worker_from_environment_settings(server: Any, celery_app: Any, tmp_path: Path) -> None:
+    log = tmp_path / "worker.log"
+    worker = spawn_skqueue(server, "-c", "4", log=log, name="envworker@%h")
+    try:
+        assert celery_app.send_task("wire.add", args=(40, 2)).get(timeout=15) == 42
+    finally:
+        assert terminate(worker) == 0
+    text = log.read_text()
+    assert "envworker@" in text and "wire.add" in text
+    assert "INFO/MainProcess] Task wire.add[" in text and "succeeded in" in text
+    assert "WARNING/MainProcess] Warm shutdown" in text
+
+
+def test_worker_with_module_attr_and_explicit_urls(server: Any, celery_app: Any, tmp_path: Path) -> None:
+    log = tmp_path / "worker.log"
+    env = {k: v for k, v in wire_env(server, 3600).items() if not k.startswith("CELERY_BROKER")}
+    env.pop("CELERY_RESULT_BACKEND")
+    with open(log, "wb") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "skqueue", "worker", "-A", "tests.apps.wire:app", "-Q", "default",
+             "--broker", server.url(0), "--result-backend", server.url(1), "-l", "info"],
+            env=env, stdout=out, stderr=out, cwd=ROOT)
+    try:
+        assert celery_app.send_task("wire.add", args=(1, 2)).get(timeout=15) == 3
+    finally:
+        terminate(worker)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["worker", "-A", "no.such.module"], "cannot import app module"),
+    (["worker", "-A", "tests.apps.wire:nothing"], "does not name a skqueue.App"),
+    (["worker", "-A", "tests.apps.wire", "--broker", "amqp://guest@localhost//"], "unsupported broker URL"),
+    (["-l", "loud", "worker"], "unknown log level"),
+])
+def test_bad_command_lines_fail_clearly(argv: list[str], message: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "skqueue", *argv],
+                          check=False, capture_output=True, cwd=ROOT, timeout=30)
+    assert done.returncode == 2
+    assert message in done.stderr.decode()
+
+
+def test_unknown_setting_is_reported_by_name(server: Any, tmp_path: Path) -> None:
+    log = tmp_path / "w.log"
+    settings = tmp_path / "proj_settings.py"
+    settings.write_text("CELERY_TASK_DEFAULT_QUEUE = 'default'\nCELERY_TASK_SOMETHING_NEW = 1\n")
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from tests.apps.wire import app; "
+            "app.config_from_object('proj_settings', namespace='CELERY')")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)],
+                          check=False, capture_output=True, cwd=ROOT, timeout=30)
+    assert done.returncode == 0
+    assert "task_something_new" in done.stderr.decode()
+    assert not log.exists()
+
+
+def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "skqueue", "demo", "--home", str(tmp_path / "home")],
+                          check=False, capture_output=True, cwd=tmp_path, timeout=90)
+    out = done.stdout.decode()
+    assert done.returncode == 0, done.stderr.decode()
+    assert "-> 5" in out and "Decimal('583.09')" in out and "NotRegistered" in out
+    assert "TaskRevokedError: expired" in out and "-> 9900" in out
+    wait_for(lambda: not (tmp_path / "home" / "broker.json").exists(), timeout=5)
