@@ -47,6 +47,7 @@ from skqueue.broker.embedded import free_port  # noqa: E402
 QUEUE = "default"
 META_PATTERN = "celery-task-meta-*"
 FORBIDDEN_PORT = 6379
+POLL_INTERVAL = 0.02  # completion polling only; the drain time comes from the results' date_done
 
 
 # ---------------------------------------------------------------------------------------------- processes
@@ -62,6 +63,17 @@ def terminate(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+@contextlib.contextmanager
+def shielded() -> Iterator[None]:
+    """Ignore SIGINT/SIGTERM while cleaning up, so a second Ctrl-C cannot leave processes behind."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def spawn(argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -183,7 +195,7 @@ def wait_drained(server: Server, worker: subprocess.Popen[bytes], count: int, lo
             return first or now, now
         if worker.poll() is not None:
             raise RuntimeError(f"worker exited with {worker.returncode}:\n{log_tail(log)}")
-        time.sleep(0.005)
+        time.sleep(POLL_INTERVAL)
     raise RuntimeError(f"worker did not drain {count} tasks in time:\n{log_tail(log)}")
 
 
@@ -202,6 +214,8 @@ def result_span(results: redis.Redis, chunk: int = 2000) -> Span:
     successes = 0
     for start in range(0, len(keys), chunk):
         for raw in results.mget(keys[start:start + chunk]):
+            if raw is None:
+                continue
             meta = msgspec.json.decode(raw)
             stamps.append(datetime.fromisoformat(meta["date_done"]).timestamp())
             successes += meta["status"] == "SUCCESS"
@@ -287,8 +301,9 @@ def run_phase(server: Server, spec: WorkerSpec, blob: bytes, *, count: int, roun
         span = result_span(server.client(1))
         samples = round_trips(server, spec.task, rounds)
     finally:
-        terminate(worker)
-        running.remove(worker)
+        with shielded():
+            terminate(worker)
+            running.remove(worker)
     seconds = span.last - span.first
     return Measurement(spec.label, spec.settings, count, seconds, (span.total - 1) / seconds, startup, wall,
                        statistics.median(samples), percentile(samples, 99), span.successes)
@@ -296,12 +311,15 @@ def run_phase(server: Server, spec: WorkerSpec, blob: bytes, *, count: int, roun
 
 # ---------------------------------------------------------------------------------------------- report
 def print_table(rows: list[Measurement]) -> None:
-    header = f"{'worker':<14} {'tasks':>7} {'seconds':>8} {'tasks/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'start s':>7}"
+    header = (f"{'worker':<14} {'tasks':>7} {'seconds':>8} {'tasks/s':>9} {'p50 ms':>7} {'p99 ms':>7} "
+              f"{'start s':>7} {'polled s':>8}")
     print(header)
     print("-" * len(header))
     for r in rows:
         print(f"{r.worker:<14} {r.tasks:>7} {r.seconds:>8.2f} {r.tasks_per_s:>9.0f} {r.p50_ms:>7.2f} "
-              f"{r.p99_ms:>7.2f} {r.startup_s:>7.2f}")
+              f"{r.p99_ms:>7.2f} {r.startup_s:>7.2f} {r.wall_s - r.startup_s:>8.2f}")
+    print("seconds: first to last result date_done; start s: spawn to first result seen; "
+          "polled s: first result seen to queue empty, all results stored and acked")
     for r in rows:
         print(f"  {r.worker}: {r.settings}")
     base = next((r for r in rows if r.worker == "celery"), None)
@@ -313,9 +331,10 @@ def print_table(rows: list[Measurement]) -> None:
                   f"{r.p50_ms / base.p50_ms:.2f}x p50 latency, {r.p99_ms / base.p99_ms:.2f}x p99 latency")
 
 
-def machine() -> dict[str, Any]:
+def machine(server: redis.Redis) -> dict[str, Any]:
+    info = server.info("server")
     return {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": sys.platform,
-            "server": Path(server_binary()).name}
+            "server": f"{Path(server_binary()).name} {info.get('redis_version', '?')}"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -344,22 +363,24 @@ def private_server(keep_logs: bool) -> Iterator[Server]:
         server.start()
         yield server
     finally:
-        server.stop()
+        with shielded():
+            server.stop()
         if keep_logs:
             print(f"logs kept in {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def run(args: argparse.Namespace) -> list[Measurement]:
+def run(args: argparse.Namespace) -> tuple[list[Measurement], dict[str, Any]]:
+    """Every phase against one private server; returns the measurements and a machine description."""
     rows: list[Measurement] = []
     running: list[subprocess.Popen[bytes]] = []
     with private_server(args.keep_logs) as server:
-        print(f"private {Path(server_binary()).name} on 127.0.0.1:{server.port}, {os.cpu_count()} CPUs")
-        specs = worker_specs(server, args)
+        about = machine(server.client(0))
+        print(f"private {about['server']} on 127.0.0.1:{server.port}, {about['cpus']} CPUs")
         blobs: dict[str, bytes] = {}
         try:
-            for spec in specs:
+            for spec in worker_specs(server, args):
                 if spec.task not in blobs:
                     blobs[spec.task], rate = enqueue(server, spec.task, args.tasks)
                     print(f"enqueued {args.tasks} x {spec.task} with the Celery client ({rate:.0f} msg/s)")
@@ -367,24 +388,24 @@ def run(args: argparse.Namespace) -> list[Measurement]:
                 rows.append(run_phase(server, spec, blobs[spec.task], count=args.tasks, rounds=args.rounds,
                                       running=running))
         finally:
-            for process in running:
-                terminate(process, grace=2)
-    return rows
+            with shielded():
+                for process in running:
+                    terminate(process, grace=2)
+    return rows, about
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        rows = run(args)
+        rows, about = run(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     print()
     print_table(rows)
     if args.json:
-        report = {"machine": machine(), "tasks": args.tasks, "rounds": args.rounds,
-                  "results": [asdict(r) for r in rows]}
+        report = {"machine": about, "tasks": args.tasks, "rounds": args.rounds, "results": [asdict(r) for r in rows]}
         args.json.write_text(json.dumps(report, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0

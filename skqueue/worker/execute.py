@@ -8,12 +8,11 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
-
 from skqueue.app import Task
 from skqueue.protocol import states
 from skqueue.protocol.message import TaskMessage
 from skqueue.worker.context import TaskContext
+from skqueue.worker.threads import ThreadPool
 
 
 @dataclass(slots=True)
@@ -49,8 +48,7 @@ def build_context(message: TaskMessage, queue: str, hostname: str) -> TaskContex
     )
 
 
-async def run_task(task: Task, message: TaskMessage, ctx: TaskContext | None,
-                   limiter: anyio.CapacityLimiter) -> Outcome:
+async def run_task(task: Task, message: TaskMessage, ctx: TaskContext | None, threads: ThreadPool) -> Outcome:
     """Await an ``async def`` task on the loop, or run a plain function in a worker thread."""
     args: list[Any] = [ctx, *message.args] if task.options.bind else message.args
     started = time.perf_counter()
@@ -59,7 +57,7 @@ async def run_task(task: Task, message: TaskMessage, ctx: TaskContext | None,
             value = await task.fn(*args, **message.kwargs)
         else:
             call = functools.partial(task.fn, *args, **message.kwargs)
-            value = await anyio.to_thread.run_sync(call, limiter=limiter, abandon_on_cancel=True)
+            value = await threads.run(call)
     except Exception as exc:
         return Outcome(states.FAILURE, None, exc, traceback.format_exc(), time.perf_counter() - started)
     return Outcome(states.SUCCESS, value, None, None, time.perf_counter() - started)

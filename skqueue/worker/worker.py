@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import anyio
 import msgspec
 from redis.exceptions import RedisError
 
@@ -29,6 +28,7 @@ from skqueue.protocol.message import TaskMessage, decode_task
 from skqueue.worker.execute import build_context, run_task
 from skqueue.worker.outcomes import MetaFactory, log_outcome
 from skqueue.worker.settle import RETRYABLE, Settler
+from skqueue.worker.threads import ThreadPool
 
 log = logging.getLogger("skqueue.worker")
 
@@ -78,7 +78,7 @@ class Worker:
         self.settler = Settler(broker, results, self._forget)
         self.stats = Stats()
         self.cycle = self._initial_cycle(options.queues)
-        self.limiter = anyio.CapacityLimiter(max(options.concurrency, 1))
+        self.threads = ThreadPool(options.concurrency)
         self.holding: dict[str, Delivery] = {}
         self.ready: deque[Delivery] = deque()
         self.scheduled: dict[str, Delivery] = {}
@@ -129,6 +129,7 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             await self.doorbell.close()
+            self.threads.shutdown()
 
     async def _shutdown(self) -> None:
         for delivery in self.scheduled.values():
@@ -318,7 +319,7 @@ class Worker:
         if early or started:
             self.settler.add(started, early)
         ctx = build_context(message, queue, self.options.hostname) if task.options.bind else None
-        outcome = await run_task(task, message, ctx, self.limiter)
+        outcome = await run_task(task, message, ctx, self.threads)
         writes = [] if ignore else [self.metas.finished(message, queue, outcome)]
         self.stats.by_task[task.name] = self.stats.by_task.get(task.name, 0) + 1
         if outcome.exc is None:
