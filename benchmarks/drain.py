@@ -281,7 +281,7 @@ def worker_specs(server: Server, args: argparse.Namespace) -> list[WorkerSpec]:
         WorkerSpec("celery", "bench.noop",
                    celery_argv, f"prefork -c {args.celery_concurrency} --prefetch-multiplier 1, acks_late"),
         WorkerSpec("skqueue-async", "bench.noop", sk_argv, sk_settings),
-        WorkerSpec("skqueue-sync", "bench.noop_sync", sk_argv, sk_settings + ", thread per call"),
+        WorkerSpec("skqueue-sync", "bench.noop_sync", sk_argv, sk_settings + ", plain def on the thread pool"),
     ]
     wanted = set(args.workers.split(","))
     return [spec for spec in specs if spec.label in wanted]
@@ -304,6 +304,9 @@ def run_phase(server: Server, spec: WorkerSpec, blob: bytes, *, count: int, roun
         with shielded():
             terminate(worker)
             running.remove(worker)
+    if span.successes != count:
+        print(f"warning: {spec.label} stored {span.successes} SUCCESS results out of {span.total} "
+              f"for {count} tasks", file=sys.stderr)
     seconds = span.last - span.first
     return Measurement(spec.label, spec.settings, count, seconds, (span.total - 1) / seconds, startup, wall,
                        statistics.median(samples), percentile(samples, 99), span.successes)

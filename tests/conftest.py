@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -76,6 +77,8 @@ def celery_factory(server: RedisServer) -> Iterator[Callable[..., Any]]:
         return capp
 
     yield make
+    # AsyncResult.__del__ unsubscribes through the backend: let it run while the server is still up.
+    gc.collect()
     for capp in made:
         capp.close()
 

@@ -33,8 +33,8 @@ def test_failure_is_rebuilt_as_the_same_exception(wire_app: Any, celery_app: Any
     assert meta["status"] == "FAILURE" and meta["date_done"]
 
 
-def test_custom_exception_importable_and_synthetic(wire_app: Any, celery_app: Any, start_worker: Any,
-                                                   server: Any) -> None:
+def test_custom_exception_importable_and_synthetic(wire_app: Any, celery_app: Any, celery_factory: Any,
+                                                   start_worker: Any, server: Any) -> None:
     start_worker()
     result = celery_app.send_task("wire.fail_custom", args=("custom", 42))
     with pytest.raises(wire.WireError) as info:
@@ -44,7 +44,7 @@ def test_custom_exception_importable_and_synthetic(wire_app: Any, celery_app: An
     assert meta["result"]["exc_module"] == "tests.apps.wire"
     server.client(1).set(f"celery-task-meta-{result.id}", json.dumps(
         {**meta, "result": {**meta["result"], "exc_module": "not.imported.anywhere"}}))
-    fresh = celery_app.AsyncResult(result.id)
+    fresh = celery_factory().AsyncResult(result.id)  # a new client: nothing cached
     with pytest.raises(Exception) as synthetic:
         fresh.get(timeout=5)
     assert type(synthetic.value).__name__ == "WireError"
