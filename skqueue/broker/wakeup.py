@@ -50,17 +50,19 @@ class Doorbell:
         """Work was found: reset the polling back-off."""
         self._backoff = MIN_BACKOFF
 
-    async def arm(self, keys: Sequence[str]) -> None:
-        """Subscribe to ``keys`` before the caller's final empty check, so no push is missed."""
+    async def arm(self, keys: Sequence[str]) -> bool:
+        """Subscribe to ``keys``. True when a new subscription was made: the caller must then check the
+        queues once more, since a push that landed before the subscription produced no wake-up."""
         if not self.use_notifications:
-            return
+            return False
         channels = [f"__keyspace@{self.db}__:{key}" for key in keys]
         if self._pubsub is not None and channels == self._channels:
-            return
+            return False
         await self.close()
         self._pubsub = self.client.pubsub()
         await self._pubsub.subscribe(*channels)
         self._channels = channels
+        return True
 
     async def wait(self, timeout: float) -> None:
         if self._pubsub is None:

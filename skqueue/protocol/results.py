@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -70,7 +71,18 @@ class ResultMeta:
         if self.extended:
             meta.update(self.extended)
         meta["task_id"] = self.task_id
-        return tagged_json.dumps(meta)
+        if self.extended or not _plain(self.result) or self.children:
+            return tagged_json.dumps(meta)
+        return _encoder.encode(meta)  # nothing to tag: skip the tree walk (the common no-op/scalar result)
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def _plain(value: Any) -> bool:
+    """True for values JSON carries as they are (so no kombu tag can be needed)."""
+    return value is None or isinstance(value, str | int | bool) or (
+        isinstance(value, float) and math.isfinite(value))
 
 
 def success(task_id: str, value: Any, **kw: Any) -> ResultMeta:

@@ -192,8 +192,9 @@ class Worker:
             if self.options.burst and not self.holding:
                 self.request_stop()
                 return
-            await self.doorbell.arm(self.broker.keys.poll_order(self.cycle))
-            batch = await self.broker.reserve(self.cycle, credit)
+            # Subscribing takes a moment: look once more afterwards, or a push in between is missed.
+            if await self.doorbell.arm(self.broker.keys.poll_order(self.cycle)):
+                batch = await self.broker.reserve(self.cycle, credit)
             if not batch:
                 await self.doorbell.wait(self.settings.broker_transport_options.polling_interval)
                 return

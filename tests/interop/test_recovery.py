@@ -151,3 +151,21 @@ def test_mixed_fleet_loses_nothing(server: Any, celery_app: Any, tmp_path: Path,
         for process in workers.values():
             terminate(process)
     assert server.client(0).hlen("unacked") == 0
+
+
+def test_celery_worker_recovers_skqueue_deliveries(server: Any, celery_app: Any, tmp_path: Path) -> None:
+    ids = [celery_app.send_task("wire.block", args=(0.02,)).id for _ in range(200)]
+    worker = spawn_skqueue(server, "-Q", "default", "-c", "8", vt=1, log=tmp_path / "sk.log")
+    wait_for(lambda: sum(1 for m in _results(server, ids) if m) >= 20, timeout=20)
+    kill9(worker)
+    held = [json.loads(v)[0]["headers"]["id"] for v in server.client(0).hvals("unacked")]
+    assert held, "the kill should leave deliveries in flight"
+    time.sleep(1.2)  # past the visibility timeout: a Celery worker restores at start-up
+    celery = spawn_celery(server, "-Q", "default", "-c", "2", "-P", "prefork", vt=1, log=tmp_path / "celery.log")
+    try:
+        wait_for(lambda: _all_succeeded(server, ids), timeout=40, interval=0.2)
+    finally:
+        terminate(celery)
+    celery_log = (tmp_path / "celery.log").read_text()
+    assert all(task_id in celery_log for task_id in held), "only the Celery worker can have run them"
+    assert server.client(0).hlen("unacked") == 0
