@@ -30,6 +30,14 @@ class TaskOptions:
     time_limit: float | None = None
     soft_time_limit: float | None = None
     priority: int | None = None
+    max_retries: int | None = 3
+    default_retry_delay: float = 180.0
+    autoretry_for: tuple[type[BaseException], ...] = ()
+    dont_autoretry_for: tuple[type[BaseException], ...] = ()
+    retry_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    retry_backoff: bool | float = False
+    retry_backoff_max: float = 600.0
+    retry_jitter: bool = True
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -65,6 +73,18 @@ class Task:
     def track_started(self) -> bool:
         own = self.options.track_started
         return self.app.conf.task_track_started if own is None else own
+
+    @property
+    def reject_on_worker_lost(self) -> bool:
+        own = self.options.reject_on_worker_lost
+        return self.app.conf.task_reject_on_worker_lost if own is None else own
+
+    @property
+    def time_limits(self) -> tuple[float | None, float | None]:
+        """(hard, soft) seconds from the task's options, else the app settings."""
+        hard = self.options.time_limit if self.options.time_limit is not None else self.app.conf.task_time_limit
+        soft = self.options.soft_time_limit
+        return hard, soft if soft is not None else self.app.conf.task_soft_time_limit
 
 
 Router = Callable[[str], dict[str, Any] | None]
@@ -193,10 +213,14 @@ class App:
         return decorator
 
     def _register(self, fn: Callable[..., Any], options: dict[str, Any]) -> Task:
+        options = dict(options)
         name = options.pop("name", None) or f"{fn.__module__}.{fn.__name__}"
         known = {f for f in TaskOptions.__dataclass_fields__ if f != "extra"}
-        opts = TaskOptions(**{k: v for k, v in options.items() if k in known},
-                           extra={k: v for k, v in options.items() if k not in known})
+        values = {k: v for k, v in options.items() if k in known}
+        for option in ("autoretry_for", "dont_autoretry_for"):
+            if option in values:
+                values[option] = tuple(values[option])
+        opts = TaskOptions(**values, extra={k: v for k, v in options.items() if k not in known})
         task = Task(self, fn, name, opts)
         self.tasks[name] = task
         return task

@@ -9,11 +9,16 @@
     ├── BrokerError                       Redis is unreachable or answered unexpectedly
     │   └── EmbeddedBrokerError           the embedded Valkey server could not be started
     └── TaskError                         raised around the execution of one task
-        ├── NotRegistered (KeyError)      no task of that name (exc_module "celery.exceptions")
-        └── TaskRevokedError              revoked or expired (exc_module "celery.exceptions")
+        ├── NotRegistered (KeyError)      no task of that name
+        ├── TaskRevokedError              revoked, expired or terminated
+        ├── Retry                         raised by ``ctx.retry()``: the task will run again
+        ├── MaxRetriesExceededError       ``retry()`` past ``max_retries`` with no exception to re-raise
+        ├── SoftTimeLimitExceeded         raised inside a task at its soft time limit
+        ├── TimeLimitExceeded             the task hit its hard time limit and was abandoned
+        └── WorkerLostError               the process running the task died
 
-``NotRegistered`` and ``TaskRevokedError`` are written to the result backend under Celery's module
-name, so a Celery client rebuilds its own exception classes from them.
+Each is written to the result backend under the module name a Celery worker uses (``celery.exceptions``
+or ``billiard.exceptions``), so a Celery client rebuilds its own exception classes from them.
 """
 
 from __future__ import annotations
@@ -60,3 +65,41 @@ class TaskRevokedError(TaskError):
     """The task was revoked or its ``expires`` time passed before it ran."""
 
     celery_module = "celery.exceptions"
+
+
+class Retry(TaskError):
+    """Raised by ``ctx.retry()``: the task is republished with ``retries + 1`` and an ``eta``."""
+
+    celery_module = "celery.exceptions"
+
+    def __init__(self, message: str | None = None, exc: BaseException | None = None,
+                 when: float | None = None, **options: object) -> None:
+        self.exc = exc
+        self.when = when
+        self.options = options
+        if message is None:
+            message = f"Retry in {when:g}s" if when is not None else "Retry"
+            if exc is not None:
+                message = f"{message}: {exc!r}"
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (str(self), self.exc, self.when))
+
+
+class MaxRetriesExceededError(TaskError):
+    celery_module = "celery.exceptions"
+
+
+class SoftTimeLimitExceeded(TaskError):
+    """The soft time limit passed: raised inside the task so it can clean up."""
+
+    celery_module = "billiard.exceptions"
+
+
+class TimeLimitExceeded(TaskError):
+    celery_module = "billiard.exceptions"
+
+
+class WorkerLostError(TaskError):
+    celery_module = "billiard.exceptions"

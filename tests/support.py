@@ -135,7 +135,9 @@ class WorkerThread:
                 self.loop.call_soon_threadsafe(self.worker.request_stop)
         self._thread.join(timeout)
         if self._thread.is_alive():
-            raise RuntimeError("worker did not stop")
+            assert self.loop is not None
+            pending = "\n".join(repr(t.get_stack()) + repr(t) for t in asyncio.all_tasks(self.loop))
+            raise RuntimeError(f"worker did not stop; tasks:\n{pending}")
         if self.error:
             raise self.error
 

@@ -81,6 +81,46 @@ class BrokerKeys:
     def dead_letters(self) -> str:
         return self.prefix + "skqueue.dead_letters"
 
+    @property
+    def revoked(self) -> str:
+        """zset of revoked task ids, scored by revoke time (survives worker restarts)."""
+        return self.prefix + "skqueue.revoked"
+
+    @property
+    def workers(self) -> str:
+        """zset of worker names, scored by their last heartbeat."""
+        return self.prefix + "skqueue.workers"
+
+    def worker(self, name: str) -> str:
+        """A worker's heartbeat record (JSON, with a TTL)."""
+        return f"{self.prefix}skqueue.worker.{name}"
+
+    @property
+    def task_events(self) -> str:
+        """Stream of finished attempts (bounded)."""
+        return self.prefix + "skqueue.task_events"
+
+    @property
+    def task_counts(self) -> str:
+        """Hash ``queue|task|state`` -> count, cluster-wide."""
+        return self.prefix + "skqueue.stats.counts"
+
+    @property
+    def task_durations(self) -> str:
+        """Hash ``queue|task|le`` -> count of attempts at most ``le`` seconds (``+Inf`` included), plus
+        ``queue|task|sum`` -> total seconds."""
+        return self.prefix + "skqueue.stats.durations"
+
+    @property
+    def task_errors(self) -> str:
+        """Hash ``queue|task|exception type`` -> count."""
+        return self.prefix + "skqueue.stats.errors"
+
+    @property
+    def crash_counts(self) -> str:
+        """Hash delivery tag -> deliveries that died with their worker (poison message detection)."""
+        return self.prefix + "skqueue.crashes"
+
     def unprefixed(self, key: str) -> str:
         return key[len(self.prefix):] if self.prefix and key.startswith(self.prefix) else key
 

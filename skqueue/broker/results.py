@@ -38,6 +38,16 @@ class ResultStore:
             args.extend([int(w.ttl) if w.ttl and w.ttl > 0 else 0, w.meta])
         return int(await scripts.call(self.client, "store_results", keys, args))
 
+    async def store_if_pending(self, writes: Sequence[MetaWrite], states: Sequence[str]) -> int:
+        """Write each meta only if the task's stored state is missing or one of ``states``."""
+        if not writes:
+            return 0
+        keys = [self.keys.task(w.task_id) for w in writes]
+        args: list[Any] = [",".join(states)]
+        for w in writes:
+            args.extend([int(w.ttl) if w.ttl and w.ttl > 0 else 0, w.meta])
+        return int(await scripts.call(self.client, "store_if_pending", keys, args))
+
     async def get(self, task_id: str) -> dict[str, Any] | None:
         return decode_meta(await self.client.get(self.keys.task(task_id)))
 

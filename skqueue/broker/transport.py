@@ -11,12 +11,13 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from skqueue.broker import scripts
 from skqueue.broker.keys import BrokerKeys
@@ -32,6 +33,15 @@ class Reserved:
     queue: str
     raw: bytes
     dead: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """A message to push: to ``queue`` (the band comes from ``priority``)."""
+
+    queue: str
+    priority: int
+    raw: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +93,17 @@ class RedisBroker:
             for i in range(0, len(flat), 3)
         ]
 
-    async def ack(self, tags: Sequence[str]) -> None:
-        """Remove deliveries from ``unacked`` and ``unacked_index`` in one MULTI."""
-        if not tags:
+    async def ack(self, tags: Sequence[str], extra: Callable[[Pipeline], None] | None = None) -> None:
+        """Remove deliveries from ``unacked`` and ``unacked_index`` in one MULTI; ``extra`` may add
+        commands (telemetry) to the same transaction."""
+        if not tags and extra is None:
             return
         async with self.client.pipeline(transaction=True) as pipe:
-            pipe.zrem(self.keys.unacked_index, *tags)
-            pipe.hdel(self.keys.unacked, *tags)
+            if tags:
+                pipe.zrem(self.keys.unacked_index, *tags)
+                pipe.hdel(self.keys.unacked, *tags)
+            if extra is not None:
+                extra(pipe)
             await pipe.execute()
 
     async def dead_letter(self, tag: str, record: bytes) -> None:
@@ -110,6 +124,14 @@ class RedisBroker:
 
     async def publish(self, queue: str, priority: int, raw: bytes) -> None:
         await self.client.lpush(self.keys.queue_for_priority(queue, clamp_priority(priority)), raw)
+
+    async def publish_many(self, messages: Sequence[Publish]) -> None:
+        """``LPUSH`` each message to its queue's band list, in order, in one round trip."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for message in messages:
+                pipe.lpush(self.keys.queue_for_priority(message.queue, clamp_priority(message.priority)),
+                           message.raw)
+            await pipe.execute()
 
     async def requeue(self, held: Sequence[Held], *, head: bool, ceiling: float | None = None) -> int:
         """Return deliveries to their queues marked redelivered, keeping their delivery tags: ``head``

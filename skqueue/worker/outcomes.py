@@ -9,7 +9,7 @@ from typing import Any
 from skqueue.app import Task
 from skqueue.broker.results import MetaWrite
 from skqueue.config import Settings
-from skqueue.errors import NotRegistered
+from skqueue.errors import NotRegistered, Retry
 from skqueue.protocol import results, states
 from skqueue.protocol.message import TaskMessage
 from skqueue.worker.execute import Outcome
@@ -46,11 +46,12 @@ class MetaFactory:
     def started(self, message: TaskMessage, queue: str) -> MetaWrite:
         return self._write(results.started(message.id, self.pid, self.hostname, **self._common(message, queue)))
 
-    def finished(self, message: TaskMessage, queue: str, outcome: Outcome) -> MetaWrite:
+    def finished(self, message: TaskMessage, queue: str, outcome: Outcome,
+                 children: list[Any] | None = None) -> MetaWrite:
         common = self._common(message, queue)
         if outcome.state == states.SUCCESS:
             try:
-                meta = results.success(message.id, outcome.value, **common)
+                meta = results.success(message.id, outcome.value, children=children, **common)
                 return self._write(meta)
             except TypeError as exc:
                 # The return value cannot be stored as JSON: report it as the task's failure.
@@ -59,9 +60,21 @@ class MetaFactory:
         meta = results.failure(message.id, results.encode_exception(outcome.exc), outcome.traceback, **common)
         return self._write(meta)
 
+    def retry(self, message: TaskMessage, queue: str, retry: Retry, traceback: str | None,
+              children: list[Any]) -> MetaWrite:
+        """RETRY: the exception passed to ``retry(exc=...)`` (or null), the traceback, the retry as child."""
+        value = results.encode_exception(retry.exc).as_dict() if retry.exc is not None else None
+        meta = results.ResultMeta(message.id, states.RETRY, value, traceback, children=children,
+                                  **self._common(message, queue))
+        return self._write(meta)
+
     def not_registered(self, message: TaskMessage, queue: str) -> MetaWrite:
         exc = results.encode_exception(NotRegistered(message.task))
         return self._write(results.failure(message.id, exc, None, **self._common(message, queue)))
+
+    def revoked_id(self, task_id: str, reason: str) -> MetaWrite:
+        """REVOKED for a task known only by id (a revoke that arrives before any worker holds it)."""
+        return self._write(results.revoked(task_id, reason))
 
     def revoked(self, message: TaskMessage, queue: str, reason: str) -> MetaWrite:
         return self._write(results.revoked(message.id, reason, **self._common(message, queue)))
@@ -72,6 +85,10 @@ def log_outcome(task: Task, message: TaskMessage, outcome: Outcome) -> None:
         if log.isEnabledFor(logging.INFO):
             log.info("Task %s[%s] succeeded in %.6fs: %s", task.name, message.id, outcome.runtime,
                      _safe_repr(outcome.value))
+    elif outcome.state == states.RETRY:
+        log.info("Task %s[%s] retry: %s", task.name, message.id, outcome.exc)
+    elif outcome.state == states.REVOKED:
+        log.warning("Task %s[%s] terminated (revoked)", task.name, message.id)
     else:
         log.error("Task %s[%s] raised unexpected: %r\n%s", task.name, message.id, outcome.exc,
                   outcome.traceback or "")

@@ -4,12 +4,18 @@ A fixed set of threads takes calls from one queue. Finished calls are handed bac
 thread to finish while no hand-back is pending schedules one ``call_soon_threadsafe``, and everything that
 finishes before the loop runs it rides along. Under load that is one loop wake-up per batch instead of one
 per task, which is most of the cost of a short sync task.
+
+A running call can be interrupted (time limits, revoke with terminate): an exception is raised inside its
+thread at the next Python bytecode (``PyThreadState_SetAsyncExc``, as dramatiq does). A call blocked in C
+(``time.sleep``, a socket read) sees it only when that returns; a call that is abandoned meanwhile gets a
+replacement thread so the pool keeps its size.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import queue
 import threading
 from collections import deque
@@ -19,14 +25,53 @@ from typing import Any
 _STOP = object()
 
 
+class Job:
+    """One call submitted to the pool."""
+
+    __slots__ = ("_lock", "fn", "future", "running", "thread_id")
+
+    def __init__(self, fn: Callable[[], Any], future: asyncio.Future[Any]) -> None:
+        self.fn = fn
+        self.future = future
+        self.thread_id: int | None = None
+        self.running = False
+        self._lock = threading.Lock()
+
+    def interrupt(self, exc_type: type[BaseException]) -> bool:
+        """Raise ``exc_type`` inside the thread running this call. False if it is not running."""
+        with self._lock:
+            if not self.running or self.thread_id is None:
+                return False
+            _set_async_exc(self.thread_id, exc_type)
+            return True
+
+    def _start(self) -> None:
+        with self._lock:
+            self.thread_id = threading.get_ident()
+            self.running = True
+
+    def _finish(self) -> None:
+        with self._lock:
+            self.running = False
+            if self.thread_id is not None:
+                _set_async_exc(self.thread_id, None)  # drop an interrupt that arrived too late
+
+
+def _set_async_exc(thread_id: int, exc_type: type[BaseException] | None) -> None:
+    obj = ctypes.py_object(exc_type) if exc_type is not None else None
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), obj)
+
+
 class ThreadPool:
     def __init__(self, size: int, name: str = "skqueue-sync") -> None:
         self.size = max(size, 1)
         self.name = name
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._done: deque[tuple[asyncio.Future[Any], bool, Any]] = deque()
+        self._done: deque[tuple[Job, bool, Any]] = deque()
         self._lock = threading.Lock()
         self._handback_pending = False
+        self._surplus = 0
+        self._spawned = 0
         self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -34,50 +79,79 @@ class ThreadPool:
         if self._threads:
             return
         self._loop = asyncio.get_running_loop()
-        for index in range(self.size):
-            thread = threading.Thread(target=self._work, name=f"{self.name}-{index}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        for _ in range(self.size):
+            self._spawn()
 
-    async def run(self, fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` in a pool thread. Cancelling the caller abandons the call (a thread cannot be
-        interrupted); its outcome is then discarded."""
+    def _spawn(self) -> None:
+        self._spawned += 1
+        thread = threading.Thread(target=self._work, name=f"{self.name}-{self._spawned}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def submit(self, fn: Callable[[], Any]) -> Job:
         self._ensure_started()
         assert self._loop is not None
-        future: asyncio.Future[Any] = self._loop.create_future()
-        self._jobs.put((fn, future))
-        return await future
+        job = Job(fn, self._loop.create_future())
+        self._jobs.put(job)
+        return job
+
+    async def run(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` in a pool thread. Cancelling the caller abandons the call; its outcome is dropped."""
+        return await self.submit(fn).future
+
+    def abandon(self, job: Job) -> None:
+        """Give up on a call that will not return in time: a new thread takes its place, and the stuck
+        one exits when (if) the call ever returns."""
+        with self._lock:
+            self._surplus += 1
+        self._spawn()
 
     def _work(self) -> None:
         while True:
-            job = self._jobs.get()
-            if job is _STOP:
-                return
-            fn, future = job
             try:
-                outcome: tuple[asyncio.Future[Any], bool, Any] = (future, True, fn())
-            except BaseException as exc:
-                outcome = (future, False, exc)
-            self._done.append(outcome)
-            with self._lock:
-                if self._handback_pending:
-                    continue
-                self._handback_pending = True
-            assert self._loop is not None
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
-                self._loop.call_soon_threadsafe(self._hand_back)
+                job = self._jobs.get()
+                if job is _STOP:
+                    return
+                self._run(job)
+                with self._lock:
+                    if self._surplus:
+                        self._surplus -= 1
+                        return
+            except BaseException:
+                continue
+
+    def _run(self, job: Job) -> None:
+        job._start()
+        try:
+            outcome: tuple[Job, bool, Any] = (job, True, job.fn())
+        except BaseException as exc:
+            outcome = (job, False, exc)
+        while True:  # an interrupt landing between the call's return and _finish is raised here, once
+            try:
+                job._finish()
+                break
+            except BaseException:
+                continue
+        self._done.append(outcome)
+        with self._lock:
+            if self._handback_pending:
+                return
+            self._handback_pending = True
+        assert self._loop is not None
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
+            self._loop.call_soon_threadsafe(self._hand_back)
 
     def _hand_back(self) -> None:
         with self._lock:
             self._handback_pending = False
         while self._done:
-            future, ok, value = self._done.popleft()
-            if future.cancelled():
+            job, ok, value = self._done.popleft()
+            if job.future.done():
                 continue
             if ok:
-                future.set_result(value)
+                job.future.set_result(value)
             else:
-                future.set_exception(value)
+                job.future.set_exception(value)
 
     def shutdown(self) -> None:
         """Let the threads exit once their current call returns (they are daemons, so a stuck call

@@ -10,89 +10,88 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Any, Protocol
 
 import msgspec
 from redis.exceptions import RedisError
 
-from skqueue.app import App
-from skqueue.broker.results import MetaWrite, ResultStore
+from skqueue.app import App, Task
+from skqueue.broker import telemetry
+from skqueue.broker.results import ResultStore
+from skqueue.broker.revoked import RevokedStore
 from skqueue.broker.transport import Held, RedisBroker, Reserved
 from skqueue.broker.wakeup import Doorbell
 from skqueue.errors import NotRegistered, ProtocolError
-from skqueue.protocol.message import TaskMessage, decode_task
-from skqueue.worker.execute import build_context, run_task
+from skqueue.protocol import states
+from skqueue.protocol.message import decode_task
+from skqueue.worker.consumer import Consumer
+from skqueue.worker.execute import Outcome, Running, build_context, run_task
+from skqueue.worker.finish import Canvas, Finisher
+from skqueue.worker.observer import Observers
 from skqueue.worker.outcomes import MetaFactory, log_outcome
-from skqueue.worker.settle import RETRYABLE, Settler
+from skqueue.worker.settle import RETRYABLE, Settlement, Settler
+from skqueue.worker.state import Delivery, Stats, WorkerOptions
 from skqueue.worker.threads import ThreadPool
+
+__all__ = ["Delivery", "Stats", "Worker", "WorkerOptions"]
 
 log = logging.getLogger("skqueue.worker")
 
-
-@dataclass(slots=True)
-class WorkerOptions:
-    queues: list[str]
-    concurrency: int = 8
-    prefetch_multiplier: int = 4
-    hostname: str = "skqueue@localhost"
-    shutdown_timeout: float = 30.0
-    burst: bool = False
+# Celery >= 5.6 stores REVOKED at revoke time for tasks in these states.
+REVOCABLE_STATES = (states.PENDING, states.RECEIVED, states.RETRY, states.REJECTED)
 
 
-@dataclass(slots=True)
-class Stats:
-    received: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    revoked: int = 0
-    dead_lettered: int = 0
-    by_task: dict[str, int] = field(default_factory=dict)
+class Component(Protocol):
+    """Something that runs beside the worker (remote control, events, heartbeats) until cancelled."""
 
-
-@dataclass(slots=True, eq=False)
-class Delivery:
-    message: TaskMessage
-    queue: str
-    handle: asyncio.TimerHandle | None = None
-    runner: asyncio.Task[None] | None = None
-
-    def held(self) -> Held:
-        m = self.message
-        return Held(m.delivery_tag, m.raw, m.exchange, m.routing_key or self.queue, m.priority)
+    async def run(self, worker: Worker) -> None: ...
 
 
 class Worker:
     def __init__(self, app: App, broker: RedisBroker, results: ResultStore | None, doorbell: Doorbell,
-                 options: WorkerOptions) -> None:
+                 options: WorkerOptions, *, canvas: Canvas | None = None,
+                 components: Sequence[Component] = (), clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 rng: random.Random | None = None) -> None:
         self.app = app
         self.broker = broker
-        self.doorbell = doorbell
+        self.results = results
         self.options = options
         self.settings = app.conf
         self.tz = app.conf.tz()
         self.metas = MetaFactory(app.conf, options.hostname)
-        self.settler = Settler(broker, results, self._forget)
+        self.finisher = Finisher(self.metas, options.hostname, canvas, clock)
+        self.settler = Settler(broker, results, self._forget,
+                               telemetry=lambda pipe, records: telemetry.write(pipe, broker.keys, records),
+                               chords=getattr(canvas, "record_chord_parts", None))
+        transport = app.conf.broker_transport_options
+        self.consumer = Consumer(broker, doorbell, options.queues, transport.queue_order_strategy,
+                                 transport.polling_interval)
+        self.revoked_store = RevokedStore(broker.client, broker.keys)
+        self.observers = Observers()
+        self.components = list(components)
+        self.rng = rng or random.Random()
         self.stats = Stats()
-        self.cycle = self._initial_cycle(options.queues)
+        self.started_at = time.time()
         self.threads = ThreadPool(options.concurrency)
         self.holding: dict[str, Delivery] = {}
         self.ready: deque[Delivery] = deque()
         self.scheduled: dict[str, Delivery] = {}
         self.running: dict[str, Delivery] = {}
+        self.revoked: set[str] = set()
         self.inflight = 0
         self.max_inflight = max(options.concurrency * options.prefetch_multiplier, 1)
-        self._credit = asyncio.Event()
         self._stop = asyncio.Event()
         self._cold = False
-        self._background: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
 
-    def _initial_cycle(self, queues: Sequence[str]) -> list[str]:
-        ordered = sorted(queues) if self.settings.broker_transport_options.queue_order_strategy == "sorted" else queues
-        return list(dict.fromkeys(ordered))
+    @property
+    def queues(self) -> list[str]:
+        return list(self.options.queues)
 
     # ------------------------------------------------------------------ lifecycle
     def request_stop(self) -> None:
@@ -108,33 +107,48 @@ class Worker:
             log.warning("Warm shutdown: no new tasks; finishing running ones (up to %.0fs)",
                         self.options.shutdown_timeout)
         self._stop.set()
-        self._credit.set()
+        self.consumer.stop()
 
     async def run(self) -> None:
-        await self.broker.declare(self.cycle)
+        await self.broker.declare(self.consumer.cycle)
+        await self._load_revoked()
         await self._restore_visible()
         background = [
             asyncio.create_task(self.settler.run(), name="settle"),
             asyncio.create_task(self._maintain(), name="maintain"),
+            *(asyncio.create_task(component.run(self), name=type(component).__name__)
+              for component in self.components),
         ]
-        consumer = asyncio.create_task(self._consume(), name="consume")
+        consumer = asyncio.create_task(self.consumer.run(self._credit, self._accept_batch, self._on_empty))
         try:
             await self._stop.wait()
         finally:
+            self.consumer.stop()
             consumer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await consumer
+            await asyncio.wait({consumer}, timeout=5.0)
             await self._shutdown()
             for task in background:
                 task.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
-            await self.doorbell.close()
+            # Bounded: a cancel swallowed inside a client library must not hang the shutdown.
+            await asyncio.wait(background, timeout=5.0)
+            await self.consumer.close()
             self.threads.shutdown()
+
+    def _on_empty(self) -> bool:
+        if self.options.burst and not self.holding:
+            log.info("Queues are empty (burst mode): stopping")
+            self._stop.set()
+            self.consumer.stop()
+            return True
+        return False
+
+    def _credit(self) -> int:
+        return 0 if self._stop.is_set() else self.max_inflight - self.inflight
 
     async def _shutdown(self) -> None:
         for delivery in self.scheduled.values():
-            if delivery.handle is not None:
-                delivery.handle.cancel()
+            if delivery.timer is not None:
+                delivery.timer.cancel()
         self.ready.clear()
         self.scheduled.clear()
         await self._wait_running()
@@ -154,7 +168,7 @@ class Worker:
             runner.cancel()
         if pending:
             log.warning("%d task(s) still running after the grace period: requeueing them", len(pending))
-            await asyncio.wait(pending, timeout=1.0)
+            await asyncio.wait(pending, timeout=2.0)
 
     async def _requeue_safely(self, held: list[Held]) -> int:
         delay = 0.1
@@ -168,50 +182,10 @@ class Worker:
         log.error("Could not requeue %d message(s); they return after the visibility timeout", len(held))
         return 0
 
-    # ------------------------------------------------------------------ consuming
-    async def _consume(self) -> None:
-        delay = 0.05
-        while not self._stop.is_set():
-            try:
-                await self._consume_once()
-                delay = 0.05
-            except RETRYABLE as exc:
-                log.warning("Broker connection lost: %s; retrying in %.1fs", exc, delay)
-                await self.doorbell.close()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-
-    async def _consume_once(self) -> None:
-        credit = self.max_inflight - self.inflight
-        if credit <= 0:
-            self._credit.clear()
-            await self._credit.wait()
-            return
-        batch = await self.broker.reserve(self.cycle, credit)
-        if not batch:
-            if self.options.burst and not self.holding:
-                self.request_stop()
-                return
-            # Subscribing takes a moment: look once more afterwards, or a push in between is missed.
-            if await self.doorbell.arm(self.broker.keys.poll_order(self.cycle)):
-                batch = await self.broker.reserve(self.cycle, credit)
-            if not batch:
-                await self.doorbell.wait(self.settings.broker_transport_options.polling_interval)
-                return
-        self.doorbell.busy()
-        if len(batch) >= credit:
-            await self.doorbell.close()
-        self._rotate(batch)
+    # ------------------------------------------------------------------ receiving
+    def _accept_batch(self, batch: list[Reserved]) -> None:
         for reserved in batch:
             self._accept(reserved)
-
-    def _rotate(self, batch: list[Reserved]) -> None:
-        if self.settings.broker_transport_options.queue_order_strategy != "round_robin":
-            return
-        for reserved in batch:
-            if self.cycle[-1] != reserved.queue:
-                self.cycle.remove(reserved.queue)
-                self.cycle.append(reserved.queue)
 
     def _accept(self, reserved: Reserved) -> None:
         if reserved.dead:
@@ -232,7 +206,8 @@ class Worker:
         self.stats.received += 1
         if log.isEnabledFor(logging.INFO):
             log.info("Task %s[%s] received", message.task, message.id)
-        if self._expired(delivery):
+        self.observers.task_received(delivery)
+        if self._refuse(delivery):
             return
         if message.eta is not None and message.eta.timestamp() > time.time():
             self._schedule(delivery)
@@ -247,7 +222,11 @@ class Worker:
         log.error("Dead-lettering malformed message from %r: %s", reserved.queue, reason)
         record = msgspec.json.encode({"reason": reason, "queue": reserved.queue, "worker": self.options.hostname,
                                       "time": time.time(), "payload": reserved.raw.decode("utf-8", "replace")})
-        self._background.add(task := asyncio.create_task(self._dead_letter_async(tag, record)))
+        self._spawn(self._dead_letter_async(tag, record))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
         task.add_done_callback(self._background.discard)
 
     async def _dead_letter_async(self, tag: str, record: bytes) -> None:
@@ -256,25 +235,31 @@ class Worker:
         except RedisError as exc:
             log.error("Could not dead-letter %s (%s); it stays unacked and returns later", tag, exc)
 
-    def _expired(self, delivery: Delivery) -> bool:
+    def _refuse(self, delivery: Delivery) -> bool:
+        """Settle a delivery that must not run (revoked, or expired) as REVOKED. True if refused."""
         message = delivery.message
-        if message.expires is None or message.expires > datetime.now(UTC):
+        if message.id in self.revoked:
+            reason, expired = "revoked", False
+        elif message.expires is not None and message.expires <= datetime.now(UTC):
+            reason, expired = "expired", True
+        else:
             return False
-        log.info("Discarding expired task %s[%s]", message.task, message.id)
+        log.info("Discarding %s task %s[%s]", reason, message.task, message.id)
         self.stats.revoked += 1
-        self.settler.add([self.metas.revoked(message, delivery.queue, "expired")], [message.delivery_tag])
+        record = self.finisher.record(message, delivery.queue, states.REVOKED, received=delivery.received)
+        self.settler.add(self.finisher.revoked(message, delivery.queue, reason, record=record))
+        self.observers.task_revoked(delivery, reason, expired=expired, terminated=False)
         return True
 
     def _schedule(self, delivery: Delivery) -> None:
         assert delivery.message.eta is not None
         delay = max(delivery.message.eta.timestamp() - time.time(), 0.0)
-        loop = asyncio.get_running_loop()
-        delivery.handle = loop.call_later(delay, self._eta_due, delivery)
-        self.scheduled[delivery.message.delivery_tag] = delivery
+        delivery.timer = asyncio.get_running_loop().call_later(delay, self._eta_due, delivery)
+        self.scheduled[delivery.tag] = delivery
 
     def _eta_due(self, delivery: Delivery) -> None:
-        self.scheduled.pop(delivery.message.delivery_tag, None)
-        if self._stop.is_set() or self._expired(delivery):
+        self.scheduled.pop(delivery.tag, None)
+        if self._stop.is_set() or self._refuse(delivery):
             return
         self.inflight += 1
         self.ready.append(delivery)
@@ -284,59 +269,141 @@ class Worker:
     def _dispatch(self) -> None:
         while self.ready and len(self.running) < self.options.concurrency and not self._stop.is_set():
             delivery = self.ready.popleft()
-            self.running[delivery.message.delivery_tag] = delivery
+            self.running[delivery.tag] = delivery
             delivery.runner = asyncio.create_task(self._execute(delivery))
 
     async def _execute(self, delivery: Delivery) -> None:
-        message, queue = delivery.message, delivery.queue
+        delivery.running = Running(asyncio.current_task())
         try:
-            await self._execute_inner(message, queue)
+            settlement = await self._run_delivery(delivery)
         except asyncio.CancelledError:
-            log.warning("Task %s[%s] interrupted by shutdown; it will be requeued", message.task, message.id)
+            settlement = self._interrupted(delivery)
         finally:
-            self.running.pop(message.delivery_tag, None)
+            self.running.pop(delivery.tag, None)
             self.inflight -= 1
             self._dispatch()
-            self._credit.set()
+            self.consumer.credit_changed.set()
+        self.settler.add(settlement)
 
-    async def _execute_inner(self, message: TaskMessage, queue: str) -> None:
-        tag = message.delivery_tag
+    def _interrupted(self, delivery: Delivery) -> Settlement:
+        message = delivery.message
+        if delivery.running is not None and delivery.running.terminated:
+            outcome = Outcome(states.REVOKED, runtime=time.time() - delivery.started)
+            self.stats.revoked += 1
+            log.warning("Task %s[%s] terminated (revoked)", message.task, message.id)
+            self.observers.task_finished(delivery, outcome)
+            record = self.finisher.record(message, delivery.queue, states.REVOKED, received=delivery.received,
+                                          started=delivery.started, runtime=outcome.runtime)
+            return self.finisher.revoked(message, delivery.queue, "terminated",
+                                         ack=message.delivery_tag in self.holding, record=record)
+        log.warning("Task %s[%s] interrupted by shutdown; it will be requeued", message.task, message.id)
+        return Settlement()
+
+    async def _run_delivery(self, delivery: Delivery) -> Settlement:
+        message, queue = delivery.message, delivery.queue
         try:
             task = self.app.get_task(message.task)
         except NotRegistered:
             log.error("Received unregistered task of type %r. The message has been acknowledged and a "
                       "NotRegistered FAILURE stored (id %s)", message.task, message.id)
             self.stats.failed += 1
-            self.settler.add([self.metas.not_registered(message, queue)], [tag])
-            return
-        if self._expired(Delivery(message, queue)):
-            return
+            return self.finisher.not_registered(message, queue, delivery.received)
+        if self._refuse_now(delivery):
+            return Settlement()
         # Celery <= 5.6 clients send ignore_result=false for every send_task(), so only an explicit true
         # overrides the task's own setting (a 5.3 worker looks at the task alone; 5.7 lets true win too).
         ignore = bool(message.ignore_result) or task.ignore_result
-        late = task.acks_late
-        early: list[str] = [] if late else [tag]
-        started: list[MetaWrite] = [] if ignore or not task.track_started else [self.metas.started(message, queue)]
-        if early or started:
-            self.settler.add(started, early)
-        ctx = build_context(message, queue, self.options.hostname) if task.options.bind else None
-        outcome = await run_task(task, message, ctx, self.threads)
-        writes = [] if ignore else [self.metas.finished(message, queue, outcome)]
+        self._before_run(delivery, task, ignore)
+        outcome = await self._run(delivery, task)
+        self._count(task, outcome)
+        log_outcome(task, message, outcome)
+        self.observers.task_finished(delivery, outcome)
+        record = self.finisher.record(message, queue, outcome.state, received=delivery.received,
+                                      started=delivery.started, runtime=outcome.runtime, exc=outcome.exc)
+        return self.finisher.finished(message, queue, task, outcome, ignore=ignore, ack=task.acks_late,
+                                      record=record)
+
+    def _refuse_now(self, delivery: Delivery) -> bool:
+        """The last check before running: revoked or expired while it waited for a slot."""
+        message = delivery.message
+        if message.id in self.revoked or (message.expires is not None and message.expires <= datetime.now(UTC)):
+            return self._refuse(delivery)
+        return False
+
+    def _before_run(self, delivery: Delivery, task: Task, ignore: bool) -> None:
+        message = delivery.message
+        early = Settlement()
+        if not task.acks_late:
+            early.acks.append(message.delivery_tag)
+        if task.track_started and not ignore:
+            early.writes.append(self.metas.started(message, delivery.queue))
+        self.settler.add(early)
+        delivery.started = time.time()
+        self.observers.task_started(delivery)
+
+    async def _run(self, delivery: Delivery, task: Task) -> Outcome:
+        message = delivery.message
+        needs_ctx = task.options.bind or bool(task.options.autoretry_for)
+        ctx = build_context(task, message, delivery.queue, self.options.hostname) if needs_ctx else None
+        return await run_task(task, message, ctx, self.threads, running=delivery.running, rng=self.rng)
+
+    def _count(self, task: Task, outcome: Outcome) -> None:
         self.stats.by_task[task.name] = self.stats.by_task.get(task.name, 0) + 1
-        if outcome.exc is None:
+        if outcome.state == states.SUCCESS:
             self.stats.succeeded += 1
+        elif outcome.state == states.RETRY:
+            self.stats.retried += 1
+        elif outcome.state == states.REVOKED:
+            self.stats.revoked += 1
         else:
             self.stats.failed += 1
-        log_outcome(task, message, outcome)
-        self.settler.add(writes, [tag] if late else [])
 
     def _forget(self, tags: Sequence[str]) -> None:
         for tag in tags:
             self.holding.pop(tag, None)
 
+    # ------------------------------------------------------------------ revoking
+    async def revoke(self, task_ids: Iterable[str], *, terminate: bool = False) -> list[str]:
+        """Revoke ``task_ids``: remember them (in Redis too), settle held ones that have not started as
+        REVOKED, stop running ones when ``terminate``, and store REVOKED for tasks that have not run yet
+        anywhere (as Celery >= 5.6 does). Returns the ids this worker acted on."""
+        ids = [i for i in dict.fromkeys(task_ids) if i]
+        self.revoked.update(ids)
+        await self.revoked_store.add(ids)
+        acted = [d.message.id for d in self._revoke_held(set(ids), terminate)]
+        await self._store_revoked_pending(ids)
+        return acted
+
+    def _revoke_held(self, ids: set[str], terminate: bool) -> list[Delivery]:
+        acted = []
+        for delivery in list(self.holding.values()):
+            if delivery.message.id not in ids:
+                continue
+            if delivery.tag in self.scheduled:
+                self.scheduled.pop(delivery.tag)
+                if delivery.timer is not None:
+                    delivery.timer.cancel()
+                self._refuse(delivery)
+                acted.append(delivery)
+            elif delivery in self.ready:
+                self.ready.remove(delivery)
+                self.inflight -= 1
+                self._refuse(delivery)
+                acted.append(delivery)
+            elif terminate and delivery.tag in self.running and delivery.running is not None:
+                delivery.running.terminate()
+                acted.append(delivery)
+        return acted
+
+    async def _store_revoked_pending(self, ids: list[str]) -> None:
+        if self.results is None or not ids:
+            return
+        writes = [self.metas.revoked_id(task_id, "revoked") for task_id in ids]
+        await self.results.store_if_pending(writes, REVOCABLE_STATES)
+
     # ------------------------------------------------------------------ upkeep
     async def _maintain(self) -> None:
-        """Refresh the leases of everything held, and restore deliveries of dead workers."""
+        """Refresh the leases of everything held, restore deliveries of dead workers, pick up revokes."""
         vt = self.settings.broker_transport_options.visibility_timeout
         refresh_every = max(min(vt / 4, 60.0), 0.05)
         restore_every = max(min(vt / 2, 100.0), 0.1)
@@ -348,6 +415,7 @@ class Worker:
                 if time.monotonic() - last_restore >= restore_every:
                     last_restore = time.monotonic()
                     await self._restore_visible()
+                    await self._load_revoked()
             except RETRYABLE as exc:
                 log.warning("Lease refresh failed: %s", exc)
 
@@ -355,6 +423,10 @@ class Worker:
         vt = self.settings.broker_transport_options.visibility_timeout
         with contextlib.suppress(*RETRYABLE):
             await self.broker.restore_visible(vt)
+
+    async def _load_revoked(self) -> None:
+        with contextlib.suppress(*RETRYABLE):
+            self.revoked |= await self.revoked_store.load()
 
 
 def _delivery_tag(raw: bytes) -> str:

@@ -67,7 +67,8 @@ def test_decorator_with_options() -> None:
     assert (opts.queue, opts.bind, opts.ignore_result, opts.acks_late) == ("math", True, True, True)
     assert (opts.track_started, opts.reject_on_worker_lost) == (True, True)
     assert (opts.time_limit, opts.soft_time_limit, opts.priority) == (30, 20, 5)
-    assert opts.extra == {"rate_limit": "10/m", "autoretry_for": (ValueError,)}
+    assert opts.autoretry_for == (ValueError,)
+    assert opts.extra == {"rate_limit": "10/m"}
 
 
 def test_decorator_without_name_option_uses_default_name() -> None:
