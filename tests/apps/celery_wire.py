@@ -39,3 +39,10 @@ def block(seconds: float) -> float:
 @app.task(name="wire.identity")
 def identity(value: object) -> object:
     return value
+
+
+@app.task(name="wire.retry_twice", bind=True, max_retries=5)
+def retry_twice(self, countdown: float = 0.1) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    if self.request.retries < 2:
+        raise self.retry(exc=ValueError(f"attempt {self.request.retries}"), countdown=countdown)
+    return {"retries": self.request.retries, "parent": self.request.parent_id}

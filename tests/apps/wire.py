@@ -122,3 +122,7 @@ def low() -> str:
 @app.task(name="wire.reminder")
 def reminder() -> str:
     return "reminder"
+
+
+# Registered last: it imports ``app`` and ``CALLS`` from this module.
+from tests.apps import wire_more  # noqa: E402, F401
