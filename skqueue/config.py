@@ -100,6 +100,8 @@ class Settings:
     worker_concurrency: int | None = None
     worker_prefetch_multiplier: int = 4
     worker_send_task_events: bool = False
+    worker_lost_timeout: float = 30.0  # skqueue: a worker silent this long is dead; its deliveries return
+    worker_poison_deliveries: int = 3  # skqueue: deliveries that may kill their worker before dead-lettering
     broker_transport_options: TransportOptions = field(default_factory=TransportOptions)
     result_backend_transport_options: Mapping[str, Any] = field(default_factory=dict)
     skqueue_home: str = ".skqueue"
@@ -177,6 +179,8 @@ _COERCE: dict[str, Callable[[Any], Any]] = {
     "task_routes": _maybe_json,
     "task_default_priority": _optional_int,
     "worker_concurrency": _optional_int,
+    "worker_lost_timeout": float,
+    "worker_poison_deliveries": int,
     "worker_prefetch_multiplier": int,
     "result_expires": _optional_float,
     "task_time_limit": _optional_float,

@@ -22,11 +22,9 @@ from typing import Any
 import redis
 
 from skqueue.app import App
-from skqueue.broker.client import aclose, connect
-from skqueue.broker.keys import BrokerKeys, ResultKeys
-from skqueue.broker.results import ResultStore
-from skqueue.broker.transport import RedisBroker
-from skqueue.broker.wakeup import Doorbell, notifications_enabled
+from skqueue.broker.connections import Urls, open_connections
+from skqueue.broker.transport import new_worker_id
+from skqueue.worker.run import build_worker
 from skqueue.worker.worker import Worker, WorkerOptions
 
 
@@ -111,22 +109,12 @@ class WorkerThread:
     async def _serve(self) -> None:
         conf = self.app.conf
         assert conf.broker_url is not None
-        keys = BrokerKeys(conf.broker_transport_options, _db(conf.broker_url))
-        broker_client = connect(conf.broker_url)
-        result_client = connect(conf.result_backend) if conf.result_backend else None
-        try:
-            results = (ResultStore(result_client, ResultKeys.from_options(conf.result_backend_transport_options))
-                       if result_client else None)
-            notify = await notifications_enabled(broker_client)
-            doorbell = Doorbell(broker_client, keys.db, notify, 0.05)
-            self.worker = Worker(self.app, RedisBroker(broker_client, keys), results, doorbell, self.options)
+        urls = Urls(conf.broker_url, conf.result_backend)
+        async with open_connections(conf, urls, worker_id=new_worker_id(self.options.hostname)) as conns:
+            self.worker = await build_worker(self.app, conns, self.options)
             self.loop = asyncio.get_running_loop()
             self._ready.set()
             await self.worker.run()
-        finally:
-            await aclose(broker_client)
-            if result_client is not None:
-                await aclose(result_client)
 
     def stop(self, *, cold: bool = False, timeout: float = 20) -> None:
         if self.loop is not None and self.worker is not None and self._thread.is_alive():
@@ -149,12 +137,6 @@ class WorkerThread:
         self.loop.call_soon_threadsafe(lambda: (box.append(fn()), done.set()))
         done.wait(5)
         return box[0]
-
-
-def _db(url: str) -> int:
-    from skqueue.broker.client import db_of
-
-    return db_of(url)
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01) -> Any:

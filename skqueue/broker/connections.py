@@ -58,14 +58,15 @@ class Connections:
 
 
 @contextlib.asynccontextmanager
-async def open_connections(settings: Settings, urls: Urls, *, name: str = "skqueue") -> AsyncIterator[Connections]:
+async def open_connections(settings: Settings, urls: Urls, *, name: str = "skqueue",
+                           worker_id: str | None = None) -> AsyncIterator[Connections]:
     keys = BrokerKeys(settings.broker_transport_options, db_of(urls.broker))
     broker_client = connect(urls.broker, name=name)
     result_client = connect(urls.results, name=name) if urls.results else None
     try:
         results = (ResultStore(result_client, ResultKeys.from_options(settings.result_backend_transport_options))
                    if result_client is not None else None)
-        yield Connections(RedisBroker(broker_client, keys), results, urls)
+        yield Connections(RedisBroker(broker_client, keys, worker_id), results, urls)
     finally:
         await aclose(broker_client)
         if result_client is not None:

@@ -15,6 +15,28 @@ from skqueue.config import TransportOptions
 
 TASK_META = "celery-task-meta-"
 GROUP_META = "celery-taskset-meta-"
+CONTROL_EXCHANGE = "celery"  # Celery's ``control_exchange``: the pidbox namespace
+EVENT_EXCHANGE = "celeryev"  # Celery's ``event_exchange``
+
+
+def pidbox_exchange(namespace: str = CONTROL_EXCHANGE) -> str:
+    """The fanout exchange control requests are broadcast on (``celery.pidbox``)."""
+    return f"{namespace}.pidbox"
+
+
+def reply_exchange(namespace: str = CONTROL_EXCHANGE) -> str:
+    """The direct exchange control replies are routed through (``reply.celery.pidbox``)."""
+    return f"reply.{namespace}.pidbox"
+
+
+def pidbox_queue(node: str, namespace: str = CONTROL_EXCHANGE) -> str:
+    """A worker's own mailbox queue name (only its binding exists on Redis: delivery is pub/sub)."""
+    return f"{node}.{namespace}.pidbox"
+
+
+def reply_queue(oid: str, namespace: str = CONTROL_EXCHANGE) -> str:
+    """A control client's reply queue, bound to the reply exchange with routing key ``oid``."""
+    return f"{oid}.{reply_exchange(namespace)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +98,19 @@ class BrokerKeys:
         suffix = f"/{routing_key}" if routing_key else ""
         return f"{self.prefix}/{self.db}.{exchange}{suffix}"
 
+    # Remote control (kombu's pidbox) and events: fanout exchanges, so pub/sub channels.
+    def pidbox_channel(self, namespace: str = CONTROL_EXCHANGE) -> str:
+        """Where control requests are published (``/<db>.celery.pidbox``); workers PSUBSCRIBE it."""
+        return self.fanout_channel(pidbox_exchange(namespace))
+
+    def event_channel(self, routing_key: str, exchange: str = EVENT_EXCHANGE) -> str:
+        """Where an event is published: ``/<db>.celeryev/<routing key>`` (``worker.heartbeat``, ...)."""
+        return self.fanout_channel(exchange, routing_key)
+
+    def event_pattern(self, exchange: str = EVENT_EXCHANGE) -> str:
+        """What an event receiver PSUBSCRIBEs (kombu binds ``#``, which becomes ``*`` on Redis)."""
+        return self.fanout_channel(exchange, "*")
+
     # skqueue's own keys, under the same prefix so one option moves everything.
     @property
     def dead_letters(self) -> str:
@@ -88,12 +123,20 @@ class BrokerKeys:
 
     @property
     def workers(self) -> str:
-        """zset of worker names, scored by their last heartbeat."""
+        """zset of worker process ids, scored by their last heartbeat."""
         return self.prefix + "skqueue.workers"
 
-    def worker(self, name: str) -> str:
-        """A worker's heartbeat record (JSON, with a TTL)."""
-        return f"{self.prefix}skqueue.worker.{name}"
+    def worker(self, worker_id: str) -> str:
+        """A worker process's heartbeat record (JSON, with a TTL)."""
+        return f"{self.prefix}skqueue.worker.{worker_id}"
+
+    def owned(self, worker_id: str) -> str:
+        """Set of the delivery tags a worker process holds (reserved, not yet acked)."""
+        return f"{self.prefix}skqueue.owned.{worker_id}"
+
+    def reaping(self, worker_id: str) -> str:
+        """Lock taken by whoever returns a dead worker's deliveries, so only one does."""
+        return f"{self.prefix}skqueue.reaping.{worker_id}"
 
     @property
     def task_events(self) -> str:

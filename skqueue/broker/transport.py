@@ -8,6 +8,7 @@ that pops and records atomically: no message is ever only in this process's memo
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 import uuid
@@ -63,12 +64,20 @@ _unacked_decoder = msgspec.json.Decoder(tuple[msgspec.Raw, Any, Any])
 _props_decoder = msgspec.json.Decoder(dict[str, Any])
 
 
-class RedisBroker:
-    """kombu-compatible queue operations on one broker database."""
+def new_worker_id(node: str) -> str:
+    """A worker process id unique across restarts: node name, pid and start time."""
+    return f"{node}:{os.getpid()}:{int(time.time() * 1000)}"
 
-    def __init__(self, client: Redis, keys: BrokerKeys) -> None:
+
+class RedisBroker:
+    """kombu-compatible queue operations on one broker database, for one worker process (``worker_id``
+    names the set of deliveries it holds)."""
+
+    def __init__(self, client: Redis, keys: BrokerKeys, worker_id: str | None = None) -> None:
         self.client = client
         self.keys = keys
+        self.worker_id = worker_id or new_worker_id("skqueue")
+        self.owned = keys.owned(self.worker_id)
 
     async def declare(self, queues: Iterable[str]) -> None:
         """Bind each queue to its own direct exchange as Celery does, so named-exchange publishes and
@@ -85,7 +94,7 @@ class RedisBroker:
         if count <= 0 or not cycle:
             return []
         k = self.keys
-        keys = [k.unacked, k.unacked_index, k.dead_letters, *k.poll_order(list(cycle))]
+        keys = [k.unacked, k.unacked_index, k.dead_letters, self.owned, *k.poll_order(list(cycle))]
         args: list[Any] = [repr(time.time() if now is None else now), count, len(cycle), *cycle]
         flat = await scripts.call(self.client, "reserve", keys, args)
         return [
@@ -93,24 +102,27 @@ class RedisBroker:
             for i in range(0, len(flat), 3)
         ]
 
-    async def ack(self, tags: Sequence[str], extra: Callable[[Pipeline], None] | None = None) -> None:
+    async def ack(self, tags: Sequence[str], extra: Callable[[Pipeline], None] | None = None,
+                  owner: str | None = None) -> None:
         """Remove deliveries from ``unacked`` and ``unacked_index`` in one MULTI; ``extra`` may add
-        commands (telemetry) to the same transaction."""
+        commands (telemetry) to the same transaction. ``owner``: another (dead) worker's deliveries."""
         if not tags and extra is None:
             return
         async with self.client.pipeline(transaction=True) as pipe:
             if tags:
                 pipe.zrem(self.keys.unacked_index, *tags)
                 pipe.hdel(self.keys.unacked, *tags)
+                pipe.srem(self.keys.owned(owner) if owner else self.owned, *tags)
             if extra is not None:
                 extra(pipe)
             await pipe.execute()
 
-    async def dead_letter(self, tag: str, record: bytes) -> None:
+    async def dead_letter(self, tag: str, record: bytes, owner: str | None = None) -> None:
         """Atomically drop a delivery from ``unacked`` and push ``record`` on the dead-letter list."""
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.zrem(self.keys.unacked_index, tag)
             pipe.hdel(self.keys.unacked, tag)
+            pipe.srem(self.keys.owned(owner) if owner else self.owned, tag)
             pipe.lpush(self.keys.dead_letters, record)
             await pipe.execute()
 
@@ -133,10 +145,13 @@ class RedisBroker:
                            message.raw)
             await pipe.execute()
 
-    async def requeue(self, held: Sequence[Held], *, head: bool, ceiling: float | None = None) -> int:
+    async def requeue(self, held: Sequence[Held], *, head: bool, ceiling: float | None = None,
+                      owner: str | None = None) -> int:
         """Return deliveries to their queues marked redelivered, keeping their delivery tags: ``head``
         (restore, next to run) or tail (reject with requeue). With ``ceiling`` only deliveries whose
-        lease is still older than it move. Returns how many moved."""
+        lease is still older than it move. ``owner`` is the worker id whose owned set they leave (this
+        worker's by default). Returns how many moved."""
+        owned = self.keys.owned(owner) if owner else self.owned
         moved = 0
         for start in range(0, len(held), 500):
             chunk = held[start:start + 500]
@@ -149,7 +164,7 @@ class RedisBroker:
                     continue
                 dests.append(await self._destination(item))
                 args.extend([item.tag, mark_redelivered(item.raw)])
-            keys = [self.keys.unacked, self.keys.unacked_index, *dests]
+            keys = [self.keys.unacked, self.keys.unacked_index, owned, *dests]
             moved += int(await scripts.call(self.client, "requeue", keys, args))
         return moved
 

@@ -40,11 +40,13 @@ class MetaFactory:
             }
         return common
 
-    def _write(self, meta: results.ResultMeta) -> MetaWrite:
+    def write(self, meta: results.ResultMeta) -> MetaWrite:
+        """A meta as a write with the configured expiry."""
         return MetaWrite(meta.task_id, meta.to_json(), self.ttl)
 
+
     def started(self, message: TaskMessage, queue: str) -> MetaWrite:
-        return self._write(results.started(message.id, self.pid, self.hostname, **self._common(message, queue)))
+        return self.write(results.started(message.id, self.pid, self.hostname, **self._common(message, queue)))
 
     def finished(self, message: TaskMessage, queue: str, outcome: Outcome,
                  children: list[Any] | None = None) -> MetaWrite:
@@ -52,13 +54,13 @@ class MetaFactory:
         if outcome.state == states.SUCCESS:
             try:
                 meta = results.success(message.id, outcome.value, children=children, **common)
-                return self._write(meta)
+                return self.write(meta)
             except TypeError as exc:
                 # The return value cannot be stored as JSON: report it as the task's failure.
                 outcome.state, outcome.exc, outcome.traceback = states.FAILURE, exc, None
         assert outcome.exc is not None
         meta = results.failure(message.id, results.encode_exception(outcome.exc), outcome.traceback, **common)
-        return self._write(meta)
+        return self.write(meta)
 
     def retry(self, message: TaskMessage, queue: str, retry: Retry, traceback: str | None,
               children: list[Any]) -> MetaWrite:
@@ -66,18 +68,18 @@ class MetaFactory:
         value = results.encode_exception(retry.exc).as_dict() if retry.exc is not None else None
         meta = results.ResultMeta(message.id, states.RETRY, value, traceback, children=children,
                                   **self._common(message, queue))
-        return self._write(meta)
+        return self.write(meta)
 
     def not_registered(self, message: TaskMessage, queue: str) -> MetaWrite:
         exc = results.encode_exception(NotRegistered(message.task))
-        return self._write(results.failure(message.id, exc, None, **self._common(message, queue)))
+        return self.write(results.failure(message.id, exc, None, **self._common(message, queue)))
 
     def revoked_id(self, task_id: str, reason: str) -> MetaWrite:
         """REVOKED for a task known only by id (a revoke that arrives before any worker holds it)."""
-        return self._write(results.revoked(task_id, reason))
+        return self.write(results.revoked(task_id, reason))
 
     def revoked(self, message: TaskMessage, queue: str, reason: str) -> MetaWrite:
-        return self._write(results.revoked(message.id, reason, **self._common(message, queue)))
+        return self.write(results.revoked(message.id, reason, **self._common(message, queue)))
 
 
 def log_outcome(task: Task, message: TaskMessage, outcome: Outcome) -> None:

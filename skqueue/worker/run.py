@@ -1,4 +1,4 @@
-"""``run_worker``: the composition root the CLI calls."""
+"""``serve`` and ``build_worker``: the composition roots the CLI (and the tests) call."""
 
 from __future__ import annotations
 
@@ -7,15 +7,30 @@ import logging
 import os
 import signal
 import socket
+from dataclasses import dataclass
 
 from skqueue.app import App
-from skqueue.broker.connections import open_connections, release_urls, resolve_urls
+from skqueue.broker.connections import Connections, open_connections, release_urls, resolve_urls
+from skqueue.broker.transport import new_worker_id
 from skqueue.broker.wakeup import Doorbell, notifications_enabled
-from skqueue.worker.worker import Worker, WorkerOptions
+from skqueue.broker.workers import WorkerRegistry
+from skqueue.worker.heartbeat import Heartbeat
+from skqueue.worker.recycle import MemoryLimit
+from skqueue.worker.slots import RunningSlots
+from skqueue.worker.worker import Component, Worker, WorkerOptions
 
 log = logging.getLogger("skqueue.worker")
 
 IDLE_POLL_MAX = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class ChildSpec:
+    """How a supervised worker process was started by its supervisor."""
+
+    worker_id: str
+    slots_path: str
+    supervisor_pid: int
 
 
 def expand_hostname(template: str) -> str:
@@ -25,16 +40,29 @@ def expand_hostname(template: str) -> str:
     return template.replace("%h", host).replace("%n", short).replace("%d", domain).replace("%p", str(os.getpid()))
 
 
-async def serve(app: App, options: WorkerOptions) -> Worker:
+async def build_worker(app: App, conns: Connections, options: WorkerOptions, *,
+                       child: ChildSpec | None = None) -> Worker:
+    """A worker with everything it runs beside it: heartbeats (and the reaping of dead workers), the
+    memory limit, and, under a supervisor, the running-task slots."""
+    client = conns.broker.client
+    notify = await notifications_enabled(client)
+    doorbell = Doorbell(client, conns.broker.keys.db, notify, IDLE_POLL_MAX)
+    registry = WorkerRegistry(client, conns.broker.keys, ttl=app.conf.worker_lost_timeout)
+    components: list[Component] = [Heartbeat(registry, supervisor_pid=child.supervisor_pid if child else None)]
+    if options.max_memory_per_child:
+        components.append(MemoryLimit(options.max_memory_per_child))
+    slots = RunningSlots(child.slots_path, options.concurrency) if child else None
+    return Worker(app, conns.broker, conns.results, doorbell, options, components=components, slots=slots)
+
+
+async def serve(app: App, options: WorkerOptions, *, child: ChildSpec | None = None) -> Worker:
     """Run a worker until it is stopped by a signal (or, in burst mode, until the queues are empty)."""
     urls = resolve_urls(app.conf)
+    worker_id = child.worker_id if child else new_worker_id(options.hostname)
     try:
-        async with open_connections(app.conf, urls, name=options.hostname) as conns:
-            client = conns.broker.client
-            notify = await notifications_enabled(client)
-            doorbell = Doorbell(client, conns.broker.keys.db, notify, IDLE_POLL_MAX)
-            worker = Worker(app, conns.broker, conns.results, doorbell, options)
-            banner(app, options, urls.broker, urls.results, notify)
+        async with open_connections(app.conf, urls, name=options.hostname, worker_id=worker_id) as conns:
+            worker = await build_worker(app, conns, options, child=child)
+            banner(app, options, urls.broker, urls.results, worker.consumer.doorbell.use_notifications)
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, worker.request_stop)
@@ -55,8 +83,8 @@ def banner(app: App, options: WorkerOptions, broker: str, results: str | None, n
     print(
         f" -------------- {options.hostname} (skqueue)\n"
         f"--- app:         {app.main}\n"
-        f"--- transport:   {_redact(broker)}\n"
-        f"--- results:     {_redact(results) if results else 'disabled'}\n"
+        f"--- transport:   {redact(broker)}\n"
+        f"--- results:     {redact(results) if results else 'disabled'}\n"
         f"--- concurrency: {options.concurrency} (prefetch {options.concurrency * options.prefetch_multiplier})\n"
         f"--- queues:      {', '.join(options.queues)}\n"
         f"--- idle wake:   {wake}\n\n[tasks]\n{tasks}\n",
@@ -65,7 +93,7 @@ def banner(app: App, options: WorkerOptions, broker: str, results: str | None, n
     log.info("%s ready.", options.hostname)
 
 
-def _redact(url: str) -> str:
+def redact(url: str) -> str:
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
         return f"{scheme}://***@{rest.split('@', 1)[1]}"

@@ -19,6 +19,8 @@ class WorkerOptions:
     hostname: str = "skqueue@localhost"
     shutdown_timeout: float = 30.0
     burst: bool = False
+    max_tasks_per_child: int | None = None
+    max_memory_per_child: int | None = None  # KiB of resident memory, as Celery counts it
 
 
 @dataclass(slots=True)
@@ -47,6 +49,7 @@ class Delivery:
     timer: asyncio.TimerHandle | None = None
     runner: asyncio.Task[None] | None = None
     running: Running | None = None
+    slot: int | None = None
 
     @property
     def tag(self) -> str:

@@ -35,6 +35,7 @@ from skqueue.worker.finish import Canvas, Finisher
 from skqueue.worker.observer import Observers
 from skqueue.worker.outcomes import MetaFactory, log_outcome
 from skqueue.worker.settle import RETRYABLE, Settlement, Settler
+from skqueue.worker.slots import RunningSlots
 from skqueue.worker.state import Delivery, Stats, WorkerOptions
 from skqueue.worker.threads import ThreadPool
 
@@ -56,7 +57,7 @@ class Worker:
     def __init__(self, app: App, broker: RedisBroker, results: ResultStore | None, doorbell: Doorbell,
                  options: WorkerOptions, *, canvas: Canvas | None = None,
                  components: Sequence[Component] = (), clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, slots: RunningSlots | None = None) -> None:
         self.app = app
         self.broker = broker
         self.results = results
@@ -75,6 +76,7 @@ class Worker:
         self.observers = Observers()
         self.components = list(components)
         self.rng = rng or random.Random()
+        self.slots = slots
         self.stats = Stats()
         self.started_at = time.time()
         self.threads = ThreadPool(options.concurrency)
@@ -280,10 +282,20 @@ class Worker:
             settlement = self._interrupted(delivery)
         finally:
             self.running.pop(delivery.tag, None)
+            if self.slots is not None:
+                self.slots.release(delivery.slot)
             self.inflight -= 1
             self._dispatch()
             self.consumer.credit_changed.set()
         self.settler.add(settlement)
+        self._maybe_recycle()
+
+    def _maybe_recycle(self) -> None:
+        limit = self.options.max_tasks_per_child
+        if limit and self.stats.processed >= limit and not self._stop.is_set():
+            log.warning("Processed %d tasks (--max-tasks-per-child %d): restarting this process",
+                        self.stats.processed, limit)
+            self.request_stop()
 
     def _interrupted(self, delivery: Delivery) -> Settlement:
         message = delivery.message
@@ -338,6 +350,8 @@ class Worker:
         if task.track_started and not ignore:
             early.writes.append(self.metas.started(message, delivery.queue))
         self.settler.add(early)
+        if self.slots is not None:
+            delivery.slot = self.slots.acquire(message.delivery_tag)
         delivery.started = time.time()
         self.observers.task_started(delivery)
 

@@ -2,7 +2,9 @@
 -- There is no moment at which a taken message is neither in a queue list nor in `unacked`.
 --
 -- KEYS[1] unacked (hash)   KEYS[2] unacked_index (zset)   KEYS[3] dead-letter list
--- KEYS[4..] band lists, band-major: for band b (0-based) and queue q (1-based) KEYS[3 + b*nq + q]
+-- KEYS[4] this worker's owned set (skqueue's own: lets a supervisor or reaper return a dead worker's
+--         deliveries at once instead of after the visibility timeout)
+-- KEYS[5..] band lists, band-major: for band b (0-based) and queue q (1-based) KEYS[4 + b*nq + q]
 -- ARGV[1] now (float seconds)   ARGV[2] max messages   ARGV[3] nq   ARGV[4..] queue names (cycle order)
 --
 -- Inside a band the queues are served round robin, one message each per round, so a busy queue
@@ -12,7 +14,7 @@
 local now = ARGV[1]
 local want = tonumber(ARGV[2])
 local nq = tonumber(ARGV[3])
-local nbands = (#KEYS - 3) / nq
+local nbands = (#KEYS - 4) / nq
 local out = {}
 local got = 0
 
@@ -38,6 +40,7 @@ local function track(q, key, payload)
   redis.call('HSET', KEYS[1], tag,
              '[' .. payload .. ', ' .. cjson.encode(exchange) .. ', ' .. cjson.encode(routing_key) .. ']')
   redis.call('ZADD', KEYS[2], now, tag)
+  redis.call('SADD', KEYS[4], tag)
   return 'ok'
 end
 
@@ -48,7 +51,7 @@ for b = 0, nbands - 1 do
     local still = {}
     for _, q in ipairs(active) do
       if got >= want then break end
-      local key = KEYS[3 + b * nq + q]
+      local key = KEYS[4 + b * nq + q]
       local payload = redis.call('RPOP', key)
       if payload then
         got = got + 1
