@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import multiprocessing
 import os
 import sys
 from collections.abc import Sequence
@@ -47,26 +48,94 @@ def _settings_from_args(app: App, args: argparse.Namespace) -> None:
         app.configure(app.conf.replace(**overrides))
 
 
-def _cmd_worker(args: argparse.Namespace) -> int:
-    from skqueue.worker.run import expand_hostname, serve
+def _worker_options(app: App, args: argparse.Namespace) -> Any:
+    from skqueue.worker.run import expand_hostname
     from skqueue.worker.worker import WorkerOptions
+
+    queues = [q.strip() for q in args.queues.split(",") if q.strip()] if args.queues else app.known_queues()
+    return WorkerOptions(
+        queues=queues,
+        concurrency=args.concurrency or app.conf.worker_concurrency or (os.cpu_count() or 1),
+        prefetch_multiplier=args.prefetch_multiplier or app.conf.worker_prefetch_multiplier,
+        hostname=expand_hostname(args.hostname), shutdown_timeout=args.shutdown_timeout, burst=args.burst,
+        max_tasks_per_child=args.max_tasks_per_child, max_memory_per_child=args.max_memory_per_child,
+        task_events=args.task_events, heartbeat=not args.without_heartbeat,
+    )
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from skqueue.worker.run import serve
+    from skqueue.worker.supervisor import decode_spec
 
     app = load_app(args.app)
     _settings_from_args(app, args)
-    queues = [q.strip() for q in args.queues.split(",") if q.strip()] if args.queues else app.known_queues()
-    concurrency = args.concurrency or app.conf.worker_concurrency or (os.cpu_count() or 1)
-    prefetch = args.prefetch_multiplier or app.conf.worker_prefetch_multiplier
-    options = WorkerOptions(queues=queues, concurrency=concurrency, prefetch_multiplier=prefetch,
-                            hostname=expand_hostname(args.hostname), shutdown_timeout=args.shutdown_timeout,
-                            burst=args.burst)
-    asyncio.run(serve(app, options))
-    return 0
+    options = _worker_options(app, args)
+    if args.child:
+        spec = decode_spec(args.child)
+        multiprocessing.current_process().name = f"Worker-{spec.worker_id.rsplit(':', 2)[-2]}"
+        asyncio.run(serve(app, options, child=spec))
+        return 0
+    if args.burst or args.processes == 0:
+        asyncio.run(serve(app, options))
+        return 0
+    return asyncio.run(_supervise(app, args, options))
+
+
+async def _supervise(app: App, args: argparse.Namespace, options: Any) -> int:
+    from skqueue.worker.supervisor import Supervisor, encode_spec
+
+    base = [sys.executable, "-m", "skqueue", *args.argv]
+
+    def command(index: int, node: str, spec: Any, broker: str, results: str | None) -> list[str]:
+        extra = ["--result-backend", results] if results else []
+        return [*base, "-n", node, "--broker", broker, *extra, "--child", encode_spec(spec)]
+
+    processes = args.processes or os.cpu_count() or 1
+    supervisor = Supervisor(app, options.hostname, processes, options.concurrency, command,
+                            kill_after=options.shutdown_timeout + 10)
+    return await supervisor.run()
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from skqueue.demo.run import main as run_demo
 
     return run_demo(home=args.home)
+
+
+def _cmd_remote(args: argparse.Namespace) -> int:
+    from skqueue.control_client import run_command
+
+    app = load_app(args.app)
+    _settings_from_args(app, args)
+    arguments: dict[str, Any] = {}
+    if args.method in ("revoke", "query_task"):
+        if not args.ids:
+            raise ConfigError(f"{args.method} needs at least one task id")
+        arguments = {"task_id": args.ids} if args.method == "revoke" else {"ids": args.ids}
+    if args.method == "revoke":
+        arguments.update(terminate=args.terminate, signal=args.signal)
+    destination = [d.strip() for d in args.destination.split(",") if d.strip()] if args.destination else None
+    return run_command(app.conf, args.method, arguments, destination=destination, timeout=args.timeout,
+                       as_json=args.json)
+
+
+def _add_remote_parsers(sub: Any) -> None:
+    from skqueue.control_client import CONTROL_COMMANDS, INSPECT_COMMANDS
+
+    for name, commands, text in (("inspect", INSPECT_COMMANDS, "ask workers (skqueue or Celery) about their state"),
+                                 ("control", CONTROL_COMMANDS, "send workers (skqueue or Celery) a command")):
+        parser = sub.add_parser(name, help=text)
+        parser.add_argument("method", choices=commands, metavar="COMMAND", help=", ".join(commands))
+        parser.add_argument("ids", nargs="*", help="task ids (revoke, query_task)")
+        parser.add_argument("-A", "--app", default=DEFAULT_APP, help="pkg.module[:attr] whose settings to use")
+        parser.add_argument("--broker", help="redis://, rediss:// or unix:// URL (default: settings)")
+        parser.add_argument("-d", "--destination", help="comma-separated node names (default: every node)")
+        parser.add_argument("-t", "--timeout", type=float, default=1.0, help="seconds to wait for replies")
+        parser.add_argument("-j", "--json", action="store_true", help="print the replies as JSON")
+        if name == "control":
+            parser.add_argument("--terminate", action="store_true", help="revoke: also stop the running task")
+            parser.add_argument("--signal", help="revoke --terminate: signal name (Celery workers use it)")
+        parser.set_defaults(func=_cmd_remote, terminate=False, signal=None)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,9 +153,20 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--result-backend", help="redis:// URL for results")
     worker.add_argument("--shutdown-timeout", type=float, default=30.0,
                         help="seconds running tasks get to finish on warm shutdown (default 30)")
-    worker.add_argument("--burst", action="store_true", help="stop when the queues are empty")
+    worker.add_argument("--burst", action="store_true", help="one process; stop when the queues are empty")
+    worker.add_argument("--processes", type=int,
+                        help="worker processes under a supervisor (default: CPUs; 0: one process, no supervisor)")
+    worker.add_argument("--max-tasks-per-child", type=int, help="restart a process after this many tasks")
+    worker.add_argument("--max-memory-per-child", type=int, help="restart a process above this RSS (KiB)")
+    worker.add_argument("-E", "--task-events", action="store_true",
+                        help="send task events (for Flower, celery events); worker events are always sent")
+    worker.add_argument("--without-heartbeat", action="store_true",
+                        help="send no worker-online/-heartbeat/-offline events")
+    worker.add_argument("--child", help=argparse.SUPPRESS)
     worker.add_argument("-l", "--loglevel", dest="sub_loglevel", help=argparse.SUPPRESS)
     worker.set_defaults(func=_cmd_worker)
+
+    _add_remote_parsers(sub)
 
     demo = sub.add_parser("demo", help="embedded broker + worker + the real celery client, end to end")
     demo.add_argument("--home", help="data directory for the embedded broker (default $SKQUEUE_HOME or ./.skqueue)")
@@ -96,7 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(raw)
+    args.argv = raw
     try:
         logs.setup(getattr(args, "sub_loglevel", None) or args.loglevel)
         return int(args.func(args))

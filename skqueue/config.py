@@ -95,16 +95,23 @@ class Settings:
     accept_content: tuple[str, ...] = ("json",)
     result_expires: float | None = 86400.0
     result_extended: bool = False
+    result_chord_expires: float | None = None  # Celery 5.7: chord keys' expiry; None = result_expires
     timezone: str = "UTC"
     enable_utc: bool = True
     worker_concurrency: int | None = None
     worker_prefetch_multiplier: int = 4
     worker_send_task_events: bool = False
+    worker_enable_remote_control: bool = True
+    control_exchange: str = "celery"
+    event_exchange: str = "celeryev"
     worker_lost_timeout: float = 30.0  # skqueue: a worker silent this long is dead; its deliveries return
     worker_poison_deliveries: int = 3  # skqueue: deliveries that may kill their worker before dead-lettering
     broker_transport_options: TransportOptions = field(default_factory=TransportOptions)
     result_backend_transport_options: Mapping[str, Any] = field(default_factory=dict)
     skqueue_home: str = ".skqueue"
+    # skqueue: chord bookkeeping protocol, "auto" (Celery 5.7's, readable with every client), "5.3" (for
+    # fleets with Celery 5.3-5.6 workers) or "5.7"; see skqueue.broker.chords
+    skqueue_chord_protocol: str = "auto"
 
     def tz(self) -> tzinfo:
         try:
@@ -135,7 +142,8 @@ _ACCEPTED = frozenset(
 )
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
-_ALIASES = {"broker": "broker_url", "backend": "result_backend", "home": "skqueue_home"}
+_ALIASES = {"broker": "broker_url", "backend": "result_backend", "home": "skqueue_home",
+            "chord_protocol": "skqueue_chord_protocol"}
 
 
 def _as_bool(value: Any) -> bool:
@@ -175,6 +183,10 @@ def _content(value: Any) -> tuple[str, ...]:
     return tuple(str(item) for item in items)
 
 
+# Celery 5.3 to 5.6 keep chords alike.
+_CHORD_PROTOCOLS = {"auto": "auto", "5.3": "5.3", "5.4": "5.3", "5.5": "5.3", "5.6": "5.3", "5.7": "5.7"}
+
+
 _COERCE: dict[str, Callable[[Any], Any]] = {
     "task_routes": _maybe_json,
     "task_default_priority": _optional_int,
@@ -183,6 +195,8 @@ _COERCE: dict[str, Callable[[Any], Any]] = {
     "worker_poison_deliveries": int,
     "worker_prefetch_multiplier": int,
     "result_expires": _optional_float,
+    "result_chord_expires": _optional_float,
+    "skqueue_chord_protocol": lambda v: _CHORD_PROTOCOLS.get(str(v).strip().lower(), str(v)),
     "task_time_limit": _optional_float,
     "task_soft_time_limit": _optional_float,
     "accept_content": _content,
@@ -210,6 +224,9 @@ def _validate(settings: Settings) -> Settings:
             raise ConfigError(f"{name}={getattr(settings, name)!r}: skqueue only speaks JSON")
     if settings.worker_prefetch_multiplier < 1:
         raise ConfigError("worker_prefetch_multiplier must be at least 1")
+    if settings.skqueue_chord_protocol not in ("auto", "5.3", "5.7"):
+        raise ConfigError(f"skqueue_chord_protocol must be auto, 5.3 (Celery 5.3-5.6) or 5.7, not "
+                          f"{settings.skqueue_chord_protocol!r}")
     settings.tz()
     return settings
 

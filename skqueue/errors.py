@@ -13,6 +13,7 @@
         ├── TaskRevokedError              revoked, expired or terminated
         ├── Retry                         raised by ``ctx.retry()``: the task will run again
         ├── MaxRetriesExceededError       ``retry()`` past ``max_retries`` with no exception to re-raise
+        ├── ChordError                    a chord's body cannot run: a header task failed
         ├── SoftTimeLimitExceeded         raised inside a task at its soft time limit
         ├── TimeLimitExceeded             the task hit its hard time limit and was abandoned
         └── WorkerLostError               the process running the task died
@@ -88,6 +89,12 @@ class Retry(TaskError):
 
 
 class MaxRetriesExceededError(TaskError):
+    celery_module = "celery.exceptions"
+
+
+class ChordError(TaskError):
+    """Stored as a chord body's FAILURE when a header task failed (``Dependency <id> raised <exc>``)."""
+
     celery_module = "celery.exceptions"
 
 

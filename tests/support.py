@@ -97,6 +97,11 @@ class WorkerThread:
             raise RuntimeError("worker did not start")
         if self.error:
             raise self.error
+        # Remote control and events are live (subscribed, worker-online sent) before the test goes on:
+        # a revoke broadcast before the subscription would be lost, as with any pub/sub listener.
+        worker = self.worker
+        assert worker is not None
+        wait_for(lambda: self.error is not None or all(getattr(c, "ready", True) for c in worker.components))
         return self
 
     def _main(self) -> None:
@@ -179,15 +184,19 @@ def wire_env(server: RedisServer, vt: float) -> dict[str, str]:
         "WIRE_BROKER": server.url(0),
         "WIRE_BACKEND": server.url(1),
         "WIRE_VT": str(vt),
+        "WIRE_LEDGER": server.url(2),
     }
 
 
 def spawn_skqueue(server: RedisServer, *args: str, vt: float = 3600, log: Path | None = None,
-                  name: str = "sk@test") -> subprocess.Popen[bytes]:
+                  name: str = "sk@test", processes: int = 0,
+                  env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """``skqueue worker`` as a subprocess: one process (no supervisor) unless ``processes`` says more."""
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
     return subprocess.Popen(
-        [sys.executable, "-m", "skqueue", "-l", "info", "worker", "-A", "tests.apps.wire", "-n", name, *args],
-        env=wire_env(server, vt), stdout=out, stderr=out, cwd=ROOT, start_new_session=True,
+        [sys.executable, "-m", "skqueue", "-l", "info", "worker", "-A", "tests.apps.wire", "-n", name,
+         "--processes", str(processes), *args],
+        env={**wire_env(server, vt), **(env or {})}, stdout=out, stderr=out, cwd=ROOT, start_new_session=True,
     )
 
 

@@ -34,9 +34,9 @@ def pidbox_queue(node: str, namespace: str = CONTROL_EXCHANGE) -> str:
     return f"{node}.{namespace}.pidbox"
 
 
-def reply_queue(oid: str, namespace: str = CONTROL_EXCHANGE) -> str:
+def reply_queue(oid: str, exchange: str = reply_exchange()) -> str:
     """A control client's reply queue, bound to the reply exchange with routing key ``oid``."""
-    return f"{oid}.{reply_exchange(namespace)}"
+    return f"{oid}.{exchange}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,3 +192,24 @@ class ResultKeys:
 
     def group(self, group_id: str) -> str:
         return f"{self.prefix}{GROUP_META}{group_id}"
+
+    # A chord's bookkeeping: keys named after its header group (Celery's RedisBackend suffixes).
+    def chord_results(self, group_id: str) -> str:
+        """``.j``: one ``[1, id, state, result]`` per finished header task (zset by group_index, or list)."""
+        return f"{self.group(group_id)}.j"
+
+    def chord_extra(self, group_id: str) -> str:
+        """``.t``: header tasks added while the chord ran (``add_to_chord``)."""
+        return f"{self.group(group_id)}.t"
+
+    def chord_size(self, group_id: str) -> str:
+        """``.s``: the number of header tasks, stored before the last header task is published."""
+        return f"{self.group(group_id)}.s"
+
+    def chord_seen(self, group_id: str) -> str:
+        """``.d`` (Celery >= 5.7): ``<task id>:<group_index>`` of every header task already counted."""
+        return f"{self.group(group_id)}.d"
+
+    def chord_claim(self, group_id: str) -> str:
+        """``.c`` (Celery >= 5.7): who publishes the body (a token), then ``done`` once it has."""
+        return f"{self.group(group_id)}.c"

@@ -20,6 +20,15 @@ RETRY_MAX = 5.0
 LISTEN_TIMEOUT = 5.0
 
 
+def raise_if_cancelled() -> None:
+    """Re-raise a cancellation that redis-py swallowed: a command interrupted at the wrong moment can
+    return normally with the task still marked as cancelling. Loops that talk to Redis call this after
+    each round trip, so stopping them never depends on where the cancel landed."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 async def publish_many(client: Redis, messages: Sequence[tuple[str, bytes]]) -> None:
     """``PUBLISH`` each ``(channel, payload)`` in order, in one round trip."""
     if not messages:
@@ -63,6 +72,7 @@ class Subscription:
         while True:
             # A bounded wait lets redis-py run its health checks on a quiet connection.
             message = await pubsub.get_message(timeout=LISTEN_TIMEOUT)
+            raise_if_cancelled()
             if message is None:
                 continue
             if message.get("type") == "psubscribe":

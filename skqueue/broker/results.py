@@ -10,7 +10,8 @@ from redis.asyncio import Redis
 
 from skqueue.broker import scripts
 from skqueue.broker.keys import ResultKeys
-from skqueue.protocol.results import decode_meta
+from skqueue.protocol import states
+from skqueue.protocol.results import decode_meta, status_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,15 @@ class ResultStore:
         for w in writes:
             args.extend([int(w.ttl) if w.ttl and w.ttl > 0 else 0, w.meta])
         return int(await scripts.call(self.client, "store_if_pending", keys, args))
+
+    async def succeeded(self, task_ids: Sequence[str]) -> set[str]:
+        """Those of ``task_ids`` whose stored state is SUCCESS."""
+        if not task_ids:
+            return set()
+        values = await self.client.mget([self.keys.task(task_id) for task_id in task_ids])
+        raws = [raw if raw is None or isinstance(raw, bytes) else str(raw).encode() for raw in values]
+        return {task_id for task_id, raw in zip(task_ids, raws, strict=True)
+                if raw is not None and status_of(raw) == states.SUCCESS}
 
     async def get(self, task_id: str) -> dict[str, Any] | None:
         return decode_meta(await self.client.get(self.keys.task(task_id)))

@@ -146,11 +146,12 @@ class RedisBroker:
             await pipe.execute()
 
     async def requeue(self, held: Sequence[Held], *, head: bool, ceiling: float | None = None,
-                      owner: str | None = None) -> int:
+                      owner: str | None = None, crashes: int | None = None) -> int:
         """Return deliveries to their queues marked redelivered, keeping their delivery tags: ``head``
         (restore, next to run) or tail (reject with requeue). With ``ceiling`` only deliveries whose
         lease is still older than it move. ``owner`` is the worker id whose owned set they leave (this
-        worker's by default). Returns how many moved."""
+        worker's by default); ``crashes`` is recorded in the messages for poison detection. Returns how
+        many moved."""
         owned = self.keys.owned(owner) if owner else self.owned
         moved = 0
         for start in range(0, len(held), 500):
@@ -163,7 +164,7 @@ class RedisBroker:
                     args.extend([item.tag, ""])
                     continue
                 dests.append(await self._destination(item))
-                args.extend([item.tag, mark_redelivered(item.raw)])
+                args.extend([item.tag, mark_redelivered(item.raw, crashes)])
             keys = [self.keys.unacked, self.keys.unacked_index, owned, *dests]
             moved += int(await scripts.call(self.client, "requeue", keys, args))
         return moved

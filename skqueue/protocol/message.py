@@ -20,6 +20,8 @@ from skqueue.errors import ContentDisallowed, ProtocolError
 from skqueue.protocol import compression, tagged_json
 
 JSON = "application/json"
+# skqueue's own header: times this message was running when its worker process died.
+CRASHES_HEADER = "skqueue_crashes"
 
 # Header fields that belong to task protocol v2; anything else in ``headers`` is a custom header.
 V2_HEADERS = frozenset(
@@ -92,6 +94,7 @@ class TaskMessage:
     exchange: str = ""
     routing_key: str = ""
     redelivered: bool = False
+    crashes: int = 0
     correlation_id: str | None = None
     reply_to: str | None = None
     raw: bytes = b""
@@ -247,6 +250,8 @@ def _apply_properties(message: TaskMessage, props: Properties, headers: dict[str
     message.exchange = str(info.get("exchange") or "")
     message.routing_key = str(info.get("routing_key") or "")
     message.redelivered = bool(headers.get("redelivered") or info.get("redelivered"))
+    crashes = headers.get(CRASHES_HEADER)
+    message.crashes = crashes if isinstance(crashes, int) and not isinstance(crashes, bool) else 0
     message.correlation_id = props.correlation_id
     message.reply_to = props.reply_to
 
@@ -334,9 +339,10 @@ def encode_task(out: Outgoing, *, expiration_ms: int | None = None) -> bytes:
     return msgspec.json.encode(envelope)
 
 
-def mark_redelivered(raw: bytes) -> bytes:
+def mark_redelivered(raw: bytes, crashes: int | None = None) -> bytes:
     """Return ``raw`` with ``headers.redelivered`` and ``properties.delivery_info.redelivered`` set, as
-    kombu does when it restores a message. Everything else, the delivery tag included, is kept."""
+    kombu does when it restores a message. Everything else, the delivery tag included, is kept.
+    ``crashes``: how many times it was running when its worker died (the ``skqueue_crashes`` header)."""
     try:
         obj = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
@@ -346,6 +352,8 @@ def mark_redelivered(raw: bytes) -> bytes:
     headers = obj.get("headers")
     if isinstance(headers, dict):
         headers["redelivered"] = True
+        if crashes:
+            headers[CRASHES_HEADER] = crashes
     props = obj.setdefault("properties", {})
     if isinstance(props, dict):
         info = props.setdefault("delivery_info", {})

@@ -1,7 +1,8 @@
 """From what happened to a delivery to the Redis effects Celery clients and workers expect.
 
 The canvas (callbacks, chains, errbacks, chords) plugs in through :class:`Canvas`; without one, none of
-those are followed up.
+those are followed up. A canvas may also have the settlement's chord stage hooks: ``async
+record_chord_parts(items) -> list[Publish]`` and ``async chords_published()`` (see :mod:`.settle`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from skqueue.protocol.results import child_tuple
 from skqueue.worker.execute import Outcome
 from skqueue.worker.outcomes import MetaFactory
 from skqueue.worker.retry import retry_message
-from skqueue.worker.settle import Settlement
+from skqueue.worker.settle import Guarded, Settlement
 
 log = logging.getLogger("skqueue.worker")
 
@@ -31,8 +32,10 @@ log = logging.getLogger("skqueue.worker")
 class Canvas(Protocol):
     """Workflow follow-ups of a finished task."""
 
-    def on_success(self, message: TaskMessage, queue: str, value: Any) -> tuple[list[Publish], list[Any]]:
-        """Messages to publish (callbacks, the next chain step) and the ``children`` they make."""
+    def on_success(self, message: TaskMessage, queue: str,
+                   value: Any) -> tuple[list[Publish], list[Any], list[Any]]:
+        """Messages to publish (callbacks, the next chain step), the ``children`` they make, and work for
+        the chord stage (chords to start). Raises ``TypeError`` if ``value`` cannot be sent as JSON."""
 
     def on_failure(self, message: TaskMessage, queue: str, failure: MetaWrite,
                    exc: BaseException) -> tuple[list[Publish], list[MetaWrite]]:
@@ -43,8 +46,9 @@ class Canvas(Protocol):
 
 
 class NoCanvas:
-    def on_success(self, message: TaskMessage, queue: str, value: Any) -> tuple[list[Publish], list[Any]]:
-        return [], []
+    def on_success(self, message: TaskMessage, queue: str,
+                   value: Any) -> tuple[list[Publish], list[Any], list[Any]]:
+        return [], [], []
 
     def on_failure(self, message: TaskMessage, queue: str, failure: MetaWrite,
                    exc: BaseException) -> tuple[list[Publish], list[MetaWrite]]:
@@ -85,13 +89,22 @@ class Finisher:
         return settlement
 
     def _success(self, message: TaskMessage, queue: str, outcome: Outcome, ignore: bool) -> Settlement:
-        publishes, children = self.canvas.on_success(message, queue, outcome.value)
-        settlement = Settlement(publishes=publishes)
+        try:
+            publishes, children, chord_work = self.canvas.on_success(message, queue, outcome.value)
+        except TypeError as exc:  # the value cannot be sent on as JSON: the task fails with that
+            outcome.state, outcome.exc, outcome.traceback = states.FAILURE, exc, None
+            return self._failure(message, queue, outcome, ignore)
+        settlement = Settlement()
         if not ignore:
             write = self.metas.finished(message, queue, outcome, children=children)
+            if outcome.state != states.SUCCESS:  # the value could not be stored: metas turned it into FAILURE
+                return self._failure(message, queue, outcome, ignore)
             settlement.writes.append(write)
-        if outcome.state != states.SUCCESS:  # the value could not be stored: metas turned it into FAILURE
-            return settlement
+        if message.redelivered:  # an earlier copy may have succeeded, and then its follow-ups went out
+            settlement.guarded.append(Guarded(message.id, publishes, chord_work))
+        else:
+            settlement.publishes.extend(publishes)
+            settlement.chord_parts.extend(chord_work)
         part = self.canvas.chord_part(message, states.SUCCESS, outcome.value)
         if part is not None:
             settlement.chord_parts.append(part)

@@ -62,7 +62,7 @@ class LostTasks:
         elif task is None or (task.acks_late and task.reject_on_worker_lost):
             log.warning("Task %s[%s] was running when its worker died (%s): requeued (delivery %d of %d)",
                         message.task, message.id, cause, deliveries, self.max_deliveries)
-            await self.broker.requeue([held], head=False, owner=worker_id)
+            await self.broker.requeue([held], head=False, owner=worker_id, crashes=deliveries)
         else:
             log.error("Task %s[%s] raised WorkerLostError: %s", message.task, message.id, cause)
             await self._fail(message, held, f"Worker exited prematurely: {cause}.")

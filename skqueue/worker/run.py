@@ -14,8 +14,10 @@ from skqueue.broker.connections import Connections, open_connections, release_ur
 from skqueue.broker.transport import new_worker_id
 from skqueue.broker.wakeup import Doorbell, notifications_enabled
 from skqueue.broker.workers import WorkerRegistry
+from skqueue.worker.canvas import CeleryCanvas
 from skqueue.worker.heartbeat import Heartbeat
 from skqueue.worker.recycle import MemoryLimit
+from skqueue.worker.remote import remote_components
 from skqueue.worker.slots import RunningSlots
 from skqueue.worker.worker import Component, Worker, WorkerOptions
 
@@ -43,7 +45,7 @@ def expand_hostname(template: str) -> str:
 async def build_worker(app: App, conns: Connections, options: WorkerOptions, *,
                        child: ChildSpec | None = None) -> Worker:
     """A worker with everything it runs beside it: heartbeats (and the reaping of dead workers), the
-    memory limit, and, under a supervisor, the running-task slots."""
+    memory limit, Celery events and remote control, and, under a supervisor, the running-task slots."""
     client = conns.broker.client
     notify = await notifications_enabled(client)
     doorbell = Doorbell(client, conns.broker.keys.db, notify, IDLE_POLL_MAX)
@@ -51,8 +53,10 @@ async def build_worker(app: App, conns: Connections, options: WorkerOptions, *,
     components: list[Component] = [Heartbeat(registry, supervisor_pid=child.supervisor_pid if child else None)]
     if options.max_memory_per_child:
         components.append(MemoryLimit(options.max_memory_per_child))
+    components.extend(remote_components(app.conf, options))
     slots = RunningSlots(child.slots_path, options.concurrency) if child else None
-    return Worker(app, conns.broker, conns.results, doorbell, options, components=components, slots=slots)
+    return Worker(app, conns.broker, conns.results, doorbell, options, components=components, slots=slots,
+                  canvas=CeleryCanvas(app, conns.results, options.hostname))
 
 
 async def serve(app: App, options: WorkerOptions, *, child: ChildSpec | None = None) -> Worker:

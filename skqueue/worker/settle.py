@@ -33,6 +33,18 @@ RETRYABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 # Chord bookkeeping hook: given the chord parts of a batch, record them and return the messages (chord
 # bodies) that became due. Installed by the canvas support.
 ChordHook = Callable[[Sequence[Any]], Awaitable[list[Publish]]]
+# Called once what the chord hook returned is published (the canvas then releases its dispatch claims).
+ChordsPublished = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Guarded:
+    """Follow-ups of a redelivered task (callbacks, next chain step, chords to start): sent only if the
+    task has not already succeeded, since an earlier copy that succeeded sent them already."""
+
+    task_id: str
+    publishes: list[Publish]
+    chord_parts: list[Any]
 
 
 @dataclass(slots=True)
@@ -44,8 +56,10 @@ class Settlement:
     chord_parts: list[Any] = field(default_factory=list)
     acks: list[str] = field(default_factory=list)
     telemetry: list[Any] = field(default_factory=list)
+    guarded: list[Guarded] = field(default_factory=list)
 
     def extend(self, other: Settlement) -> None:
+        self.guarded.extend(other.guarded)
         self.publishes.extend(other.publishes)
         self.writes.extend(other.writes)
         self.chord_parts.extend(other.chord_parts)
@@ -53,19 +67,21 @@ class Settlement:
         self.telemetry.extend(other.telemetry)
 
     def __bool__(self) -> bool:
-        return bool(self.publishes or self.writes or self.chord_parts or self.acks or self.telemetry)
+        return bool(self.publishes or self.writes or self.chord_parts or self.acks or self.telemetry
+                    or self.guarded)
 
 
 class Settler:
     def __init__(self, broker: RedisBroker, results: ResultStore | None,
-                 on_acked: Callable[[Sequence[str]], None],
+                 on_acked: Callable[[Sequence[str]], None], *,
                  telemetry: Callable[[Pipeline, Sequence[Any]], None] | None = None,
-                 chords: ChordHook | None = None) -> None:
+                 chords: ChordHook | None = None, chords_published: ChordsPublished | None = None) -> None:
         self.broker = broker
         self.results = results
         self.on_acked = on_acked
         self.telemetry = telemetry
         self.chords = chords
+        self.chords_published = chords_published
         self._pending = Settlement()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -107,6 +123,7 @@ class Settler:
 
     async def _flush_once(self, batch: Settlement) -> None:
         # Each stage clears what it has done, so a retry resumes where the failure happened.
+        await self._open_guards(batch)
         await self._publish(batch)
         if batch.writes and self.results is not None:
             await self.results.store(batch.writes)
@@ -115,6 +132,8 @@ class Settler:
             batch.publishes.extend(await self.chords(batch.chord_parts))
             batch.chord_parts.clear()
             await self._publish(batch)
+        if self.chords_published is not None:
+            await self.chords_published()
         if batch.acks or batch.telemetry:
             extra = self._telemetry_writer(batch.telemetry)
             await self.broker.ack(batch.acks, extra=extra)
@@ -126,6 +145,19 @@ class Settler:
         if write is None or not records:
             return None
         return lambda pipe: write(pipe, records)
+
+    async def _open_guards(self, batch: Settlement) -> None:
+        if not batch.guarded:
+            return
+        ids = [guard.task_id for guard in batch.guarded]
+        done = await self.results.succeeded(ids) if self.results is not None else set()
+        for guard in batch.guarded:
+            if guard.task_id in done:
+                log.info("Task %s had already succeeded: its callbacks are not sent again", guard.task_id)
+                continue
+            batch.publishes.extend(guard.publishes)
+            batch.chord_parts.extend(guard.chord_parts)
+        batch.guarded.clear()
 
     async def _publish(self, batch: Settlement) -> None:
         if batch.publishes:

@@ -21,6 +21,10 @@ class WorkerOptions:
     burst: bool = False
     max_tasks_per_child: int | None = None
     max_memory_per_child: int | None = None  # KiB of resident memory, as Celery counts it
+    task_events: bool = False  # -E: task-* events from the start (also worker_send_task_events, enable_events)
+    heartbeat: bool = True  # worker-online/-heartbeat/-offline events (off: --without-heartbeat)
+    heartbeat_interval: float = 2.0
+    remote_control: bool = True  # answer celery inspect/control (also worker_enable_remote_control)
 
 
 @dataclass(slots=True)

@@ -68,7 +68,8 @@ class Worker:
         self.finisher = Finisher(self.metas, options.hostname, canvas, clock)
         self.settler = Settler(broker, results, self._forget,
                                telemetry=lambda pipe, records: telemetry.write(pipe, broker.keys, records),
-                               chords=getattr(canvas, "record_chord_parts", None))
+                               chords=getattr(canvas, "record_chord_parts", None),
+                               chords_published=getattr(canvas, "chords_published", None))
         transport = app.conf.broker_transport_options
         self.consumer = Consumer(broker, doorbell, options.queues, transport.queue_order_strategy,
                                  transport.polling_interval)
@@ -89,6 +90,7 @@ class Worker:
         self.max_inflight = max(options.concurrency * options.prefetch_multiplier, 1)
         self._stop = asyncio.Event()
         self._cold = False
+        self._quarantine: str | None = None
         self._background: set[asyncio.Task[Any]] = set()
 
     @property
@@ -269,8 +271,17 @@ class Worker:
 
     # ------------------------------------------------------------------ executing
     def _dispatch(self) -> None:
+        """Start ready deliveries while there are free slots. A message that was running when a worker
+        died (a suspect) runs alone, so if it kills this process too, no bystander is blamed."""
         while self.ready and len(self.running) < self.options.concurrency and not self._stop.is_set():
-            delivery = self.ready.popleft()
+            if self._quarantine is not None:
+                return
+            delivery = self.ready[0]
+            if delivery.message.crashes:
+                if self.running:
+                    return
+                self._quarantine = delivery.tag
+            self.ready.popleft()
             self.running[delivery.tag] = delivery
             delivery.runner = asyncio.create_task(self._execute(delivery))
 
@@ -282,6 +293,8 @@ class Worker:
             settlement = self._interrupted(delivery)
         finally:
             self.running.pop(delivery.tag, None)
+            if self._quarantine == delivery.tag:
+                self._quarantine = None
             if self.slots is not None:
                 self.slots.release(delivery.slot)
             self.inflight -= 1
@@ -384,8 +397,11 @@ class Worker:
         ids = [i for i in dict.fromkeys(task_ids) if i]
         self.revoked.update(ids)
         await self.revoked_store.add(ids)
+        # As Celery: a task running here is left to finish (or to record its own termination), so a
+        # waiting client never sees a "revoked" that a "terminated" or a result then replaces.
+        running = {d.message.id for d in self.running.values()}
         acted = [d.message.id for d in self._revoke_held(set(ids), terminate)]
-        await self._store_revoked_pending(ids)
+        await self._store_revoked_pending([i for i in ids if i not in running])
         return acted
 
     def _revoke_held(self, ids: set[str], terminate: bool) -> list[Delivery]:

@@ -46,3 +46,8 @@ def retry_twice(self, countdown: float = 0.1) -> dict[str, object]:  # type: ign
     if self.request.retries < 2:
         raise self.retry(exc=ValueError(f"attempt {self.request.retries}"), countdown=countdown)
     return {"retries": self.request.retries, "parent": self.request.parent_id}
+
+
+@app.task(name="wire.xsum")
+def xsum(values: list[int], *extra: int) -> int:
+    return sum(values) + sum(extra)

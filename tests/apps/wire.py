@@ -125,4 +125,4 @@ def reminder() -> str:
 
 
 # Registered last: it imports ``app`` and ``CALLS`` from this module.
-from tests.apps import wire_more  # noqa: E402, F401
+from tests.apps import wire_canvas, wire_more  # noqa: E402, F401

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import signal
 import time
 from typing import Any
 
@@ -71,3 +74,30 @@ def hard_sync(seconds: float) -> str:
 async def hard_async(seconds: float) -> str:
     await asyncio.sleep(seconds)
     return "finished"
+
+
+_LEDGER: list[Any] = []
+
+
+def _ledger_client() -> Any:
+    import redis
+
+    if not _LEDGER:
+        _LEDGER.append(redis.Redis.from_url(os.environ["WIRE_LEDGER"]))
+    return _LEDGER[0]
+
+
+@app.task(name="wire.ledger", bind=True)
+def ledger(self: TaskContext, seconds: float = 0.0) -> int:
+    """Records every execution (id, redelivered, pid) in a Redis list, for the at-least-once ledger."""
+    if seconds:
+        time.sleep(seconds)
+    entry = json.dumps({"id": self.id, "redelivered": self.redelivered, "pid": os.getpid()})
+    _ledger_client().rpush("ledger", entry)
+    return os.getpid()
+
+
+@app.task(name="wire.crash")
+def crash() -> None:
+    """Kills the process running it, every time: a poison message."""
+    os.kill(os.getpid(), signal.SIGKILL)
