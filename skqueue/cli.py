@@ -138,6 +138,43 @@ def _add_remote_parsers(sub: Any) -> None:
         parser.set_defaults(func=_cmd_remote, terminate=False, signal=None)
 
 
+def _cmd_dlq(args: argparse.Namespace) -> int:
+    from skqueue import admin
+
+    app = load_app(args.app)
+    _settings_from_args(app, args)
+    status, lines = asyncio.run(admin.dlq(app.conf, args.action, args.indexes, limit=args.limit, queue=args.queue))
+    print("\n".join(lines))
+    return status
+
+
+def _cmd_purge(args: argparse.Namespace) -> int:
+    from skqueue import admin
+
+    app = load_app(args.app)
+    _settings_from_args(app, args)
+    queues = [q.strip() for q in args.queues.split(",") if q.strip()] if args.queues else app.known_queues()
+    if not args.force and not args.queues:
+        raise ConfigError(f"purge every queue of the app ({', '.join(queues)})? name them with -Q or pass -f")
+    print("\n".join(asyncio.run(admin.purge(app.conf, queues))))
+    return 0
+
+
+def _add_admin_parsers(sub: Any) -> None:
+    dlq = sub.add_parser("dlq", help="list, requeue or purge dead-lettered messages")
+    dlq.add_argument("action", choices=("list", "requeue", "purge"))
+    dlq.add_argument("indexes", nargs="*", type=int, help="requeue: positions from 'dlq list' (default: all)")
+    dlq.add_argument("--limit", type=int, default=50, help="list: how many (default 50)")
+    dlq.add_argument("--queue", help="requeue: to this queue instead of the original one")
+    purge = sub.add_parser("purge", help="delete every waiting message of the given queues")
+    purge.add_argument("-Q", "--queues", help="comma-separated queues (default with -f: the app's queues)")
+    purge.add_argument("-f", "--force", action="store_true", help="purge the app's queues without naming them")
+    for parser, func in ((dlq, _cmd_dlq), (purge, _cmd_purge)):
+        parser.add_argument("-A", "--app", default=DEFAULT_APP, help="pkg.module[:attr] whose settings to use")
+        parser.add_argument("--broker", help="redis://, rediss:// or unix:// URL (default: settings)")
+        parser.set_defaults(func=func)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="skqueue", description="An asyncio worker for Celery clients.")
     parser.add_argument("-l", "--loglevel", default="warning", help="debug, info, warning, error (default warning)")
@@ -167,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(func=_cmd_worker)
 
     _add_remote_parsers(sub)
+    _add_admin_parsers(sub)
 
     demo = sub.add_parser("demo", help="embedded broker + worker + the real celery client, end to end")
     demo.add_argument("--home", help="data directory for the embedded broker (default $SKQUEUE_HOME or ./.skqueue)")
