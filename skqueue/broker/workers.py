@@ -35,6 +35,10 @@ class WorkerRecord(msgspec.Struct):
     beat_at: float
     freq: float
     supervisor_pid: int | None = None
+    # Per queue: deliveries held for their ETA, and the others held (prefetched, running, being acked).
+    scheduled: dict[str, int] = {}
+    reserved: dict[str, int] = {}
+    total: dict[str, int] = {}  # task name -> runs (Celery's ``stats`` "total")
 
 
 _record_decoder = msgspec.json.Decoder(WorkerRecord)

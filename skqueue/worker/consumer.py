@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from skqueue.broker.pubsub import raise_if_cancelled
 from skqueue.broker.transport import RedisBroker, Reserved
 from skqueue.broker.wakeup import Doorbell
 from skqueue.worker.settle import RETRYABLE
@@ -44,6 +45,7 @@ class Consumer:
             try:
                 if await self._once(credit, accept, on_empty):
                     return
+                raise_if_cancelled()
                 delay = 0.05
             except RETRYABLE as exc:
                 log.warning("Broker connection lost: %s; retrying in %.1fs", exc, delay)

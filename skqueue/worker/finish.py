@@ -74,7 +74,7 @@ class Finisher:
                           time.time(), self.hostname, message.retries, type(exc).__name__ if exc else "")
 
     def finished(self, message: TaskMessage, queue: str, task: Task, outcome: Outcome, *, ignore: bool,
-                 ack: bool, record: TaskRecord) -> Settlement:
+                 ack: bool, record: TaskRecord | None = None) -> Settlement:
         acks = [message.delivery_tag] if ack else []
         if outcome.state == states.RETRY:
             settlement = self._retry(message, queue, outcome, ignore)
@@ -85,7 +85,8 @@ class Finisher:
         else:
             settlement = self._failure(message, queue, outcome, ignore)
         settlement.acks.extend(acks)
-        settlement.telemetry.append(record)
+        if record is not None:
+            settlement.telemetry.append(record)
         return settlement
 
     def _success(self, message: TaskMessage, queue: str, outcome: Outcome, ignore: bool) -> Settlement:

@@ -13,8 +13,10 @@ import logging
 import os
 import socket
 import time
+from collections import Counter
 from typing import TYPE_CHECKING
 
+from skqueue.broker.pubsub import raise_if_cancelled
 from skqueue.broker.workers import WorkerRecord, WorkerRegistry, return_deliveries
 from skqueue.worker.settle import RETRYABLE
 
@@ -40,6 +42,9 @@ class Heartbeat:
             pid=os.getpid(), queues=worker.queues, concurrency=worker.options.concurrency,
             active=[d.message.id for d in worker.running.values()], processed=worker.stats.processed,
             started_at=worker.started_at, beat_at=time.time(), freq=self.freq, supervisor_pid=self.supervisor_pid,
+            scheduled=dict(Counter(d.queue for d in worker.scheduled.values())),
+            reserved=dict(Counter(d.queue for tag, d in worker.holding.items() if tag not in worker.scheduled)),
+            total=dict(worker.stats.by_task),
         )
 
     async def run(self, worker: Worker) -> None:
@@ -52,6 +57,7 @@ class Heartbeat:
                         await self.reap(worker)
                 except RETRYABLE as exc:
                     log.warning("Heartbeat failed: %s", exc)
+                raise_if_cancelled()
                 beats += 1
                 await asyncio.sleep(self.freq)
         finally:

@@ -23,6 +23,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from skqueue.broker.pubsub import raise_if_cancelled
 from skqueue.broker.results import MetaWrite, ResultStore
 from skqueue.broker.transport import Publish, RedisBroker
 
@@ -103,6 +104,7 @@ class Settler:
             while self._pending:
                 batch, self._pending = self._pending, Settlement()
                 await self._flush(batch)
+                raise_if_cancelled()
             self._idle.set()
 
     async def drain(self) -> None:

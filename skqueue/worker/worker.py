@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 
 from skqueue.app import App, Task
 from skqueue.broker import telemetry
+from skqueue.broker.pubsub import raise_if_cancelled
 from skqueue.broker.results import ResultStore
 from skqueue.broker.revoked import RevokedStore
 from skqueue.broker.transport import Held, RedisBroker, Reserved
@@ -315,6 +316,7 @@ class Worker:
         if delivery.running is not None and delivery.running.terminated:
             outcome = Outcome(states.REVOKED, runtime=time.time() - delivery.started)
             self.stats.revoked += 1
+            self.stats.by_task[message.task] = self.stats.by_task.get(message.task, 0) + 1
             log.warning("Task %s[%s] terminated (revoked)", message.task, message.id)
             self.observers.task_finished(delivery, outcome)
             record = self.finisher.record(message, delivery.queue, states.REVOKED, received=delivery.received,
@@ -340,13 +342,16 @@ class Worker:
         ignore = bool(message.ignore_result) or task.ignore_result
         self._before_run(delivery, task, ignore)
         outcome = await self._run(delivery, task)
+        # Settle first: a return value that cannot be stored turns the outcome into a FAILURE there, and
+        # the counters, the log and the observers must report what was stored.
+        settlement = self.finisher.finished(message, queue, task, outcome, ignore=ignore, ack=task.acks_late)
+        settlement.telemetry.append(self.finisher.record(
+            message, queue, outcome.state, received=delivery.received, started=delivery.started,
+            runtime=outcome.runtime, exc=outcome.exc))
         self._count(task, outcome)
         log_outcome(task, message, outcome)
         self.observers.task_finished(delivery, outcome)
-        record = self.finisher.record(message, queue, outcome.state, received=delivery.received,
-                                      started=delivery.started, runtime=outcome.runtime, exc=outcome.exc)
-        return self.finisher.finished(message, queue, task, outcome, ignore=ignore, ack=task.acks_late,
-                                      record=record)
+        return settlement
 
     def _refuse_now(self, delivery: Delivery) -> bool:
         """The last check before running: revoked or expired while it waited for a slot."""
@@ -448,6 +453,7 @@ class Worker:
                     await self._load_revoked()
             except RETRYABLE as exc:
                 log.warning("Lease refresh failed: %s", exc)
+            raise_if_cancelled()
 
     async def _restore_visible(self) -> None:
         vt = self.settings.broker_transport_options.visibility_timeout
