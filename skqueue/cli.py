@@ -15,7 +15,7 @@ from skqueue import logs
 from skqueue.app import App
 from skqueue.errors import ConfigError, SkqueueError
 
-DEFAULT_APP = "skqueue.demo.tasks"
+DEFAULT_APP = "skqueue.dashboard"
 
 
 def load_app(target: str) -> App:
@@ -64,7 +64,7 @@ def _worker_options(app: App, args: argparse.Namespace) -> Any:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    from skqueue.worker.run import serve
+    from skqueue.worker.run import run_process, serve
     from skqueue.worker.supervisor import decode_spec
 
     app = load_app(args.app)
@@ -73,10 +73,10 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     if args.child:
         spec = decode_spec(args.child)
         multiprocessing.current_process().name = f"Worker-{spec.worker_id.rsplit(':', 2)[-2]}"
-        asyncio.run(serve(app, options, child=spec))
+        run_process(serve(app, options, child=spec))
         return 0
     if args.burst or args.processes == 0:
-        asyncio.run(serve(app, options))
+        run_process(serve(app, options))
         return 0
     return asyncio.run(_supervise(app, args, options))
 
@@ -99,7 +99,7 @@ async def _supervise(app: App, args: argparse.Namespace, options: Any) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from skqueue.demo.run import main as run_demo
 
-    return run_demo(home=args.home)
+    return run_demo(home=args.home, keep=args.keep)
 
 
 def _cmd_remote(args: argparse.Namespace) -> int:
@@ -175,6 +175,138 @@ def _add_admin_parsers(sub: Any) -> None:
         parser.set_defaults(func=func)
 
 
+def _cmd_api(args: argparse.Namespace) -> int:
+    from skqueue.api.app import run_api
+    from skqueue.wiring import schedule_book
+
+    app = load_app(args.app)
+    _settings_from_args(app, args)
+    return run_api(app.conf, app, args.host, args.port, schedules=schedule_book(app))
+
+
+def _cmd_token(args: argparse.Namespace) -> int:
+    from skqueue.api.auth import mint
+    from skqueue.config import Settings, from_environ
+
+    settings = from_environ(Settings())
+    if not settings.jwt_secret:
+        raise ConfigError("skqueue token signs with SKQUEUE_JWT_SECRET (HS256): set it")
+    print(mint(settings.jwt_secret, user_id=args.user_id, staff=args.staff, ttl=args.ttl,
+               staff_claim=settings.jwt_staff_claim))
+    return 0
+
+
+def _add_api_parser(sub: Any) -> None:
+    api = sub.add_parser("api", help="serve the monitoring REST API and Prometheus metrics")
+    api.add_argument("-A", "--app", default=DEFAULT_APP, help="pkg.module[:attr]: the tasks it may send, its settings")
+    api.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    api.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    api.add_argument("--broker", help="redis://, rediss:// or unix:// URL (default: settings)")
+    api.add_argument("--result-backend", help="redis:// URL for results (default: settings)")
+    api.set_defaults(func=_cmd_api)
+    token = sub.add_parser("token", help="print an HS256 API token signed with SKQUEUE_JWT_SECRET")
+    token.add_argument("--staff", action="store_true", help="with the staff claim (execute, revoke, retry...)")
+    token.add_argument("--user-id", default="skqueue", help="the user_id claim (default skqueue)")
+    token.add_argument("--ttl", type=float, default=3600.0, help="seconds until it expires (default 3600)")
+    token.set_defaults(func=_cmd_token)
+
+
+def _cmd_scheduler(args: argparse.Namespace) -> int:
+    from skqueue.scheduler.beat import run_scheduler
+
+    app = load_app(args.app)
+    _settings_from_args(app, args)
+    return run_scheduler(app, lease_seconds=args.lease_seconds)
+
+
+def _cmd_schedule(args: argparse.Namespace) -> int:
+    from skqueue.scheduler.service import run_schedule_command
+
+    app = load_app(args.app)
+    _settings_from_args(app, args)
+    status, lines = run_schedule_command(app, args.action, args.name)
+    print("\n".join(lines))
+    return status
+
+
+def _add_scheduler_parsers(sub: Any) -> None:
+    beat = sub.add_parser("scheduler", aliases=["beat"], help="send periodic tasks (celery beat; run any number)")
+    beat.add_argument("--lease-seconds", type=float,
+                      help="leader lease: a dead leader is replaced within this time (default: settings, 15)")
+    beat.add_argument("-l", "--loglevel", dest="sub_loglevel", help=argparse.SUPPRESS)
+    schedule = sub.add_parser("schedule", help="list, pause, resume or trigger periodic task entries")
+    schedule.add_argument("action", choices=("list", "pause", "resume", "trigger"))
+    schedule.add_argument("name", nargs="?", help="the entry (pause, resume, trigger)")
+    for parser, func in ((beat, _cmd_scheduler), (schedule, _cmd_schedule)):
+        parser.add_argument("-A", "--app", default=DEFAULT_APP, help="pkg.module[:attr] whose beat_schedule to use")
+        parser.add_argument("--broker", help="redis://, rediss:// or unix:// URL (default: settings)")
+        parser.set_defaults(func=func)
+
+
+def _dashboard_app(args: argparse.Namespace) -> App:
+    app = load_app(args.app)
+    _settings_from_args(app, args)
+    return app
+
+
+def _cmd_db(args: argparse.Namespace) -> int:
+    from skqueue.dashboard import commands
+
+    app = _dashboard_app(args)
+    if args.action == "init":
+        print(asyncio.run(commands.db_init(app.conf, args.id_type)))
+    else:
+        print(asyncio.run(commands.db_seed(app.conf, args.users, args.seed)))
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from skqueue.dashboard import commands
+
+    app = _dashboard_app(args)
+    ok, lines = asyncio.run(commands.check(app.conf, app, args.timeout))
+    print("\n".join(lines))
+    return 0 if ok else 1
+
+
+def _cmd_run_task(args: argparse.Namespace) -> int:
+    from skqueue.dashboard import commands
+
+    app = _dashboard_app(args)
+    kwargs = commands.task_kwargs(args.task, user_id=args.user_id, export_format=args.format, start=args.start,
+                                  end=args.end, message=args.message, notification_type=args.type,
+                                  days_old=args.days_old)
+    return commands.run_task(app.conf, app, args.task, kwargs, sync=args.sync, timeout=args.timeout)
+
+
+def _add_dashboard_parsers(sub: Any) -> None:
+    db = sub.add_parser("db", help="the SenangKira database: create the tables, or seed generated data")
+    db.add_argument("action", choices=("init", "seed"))
+    db.add_argument("--users", type=int, default=10, help="seed: how many users to generate (default 10)")
+    db.add_argument("--seed", type=int, default=1, help="seed: random seed; the same seed gives the same data")
+    db.add_argument("--id-type", choices=("uuid", "int"), default="uuid", help="init: user id type (default uuid)")
+    db.set_defaults(func=_cmd_db)
+    check = sub.add_parser("check", help="broker reachable, workers answering, a debug_task round trip")
+    check.add_argument("-t", "--timeout", type=float, default=10.0, help="seconds to wait for the round trip")
+    check.set_defaults(func=_cmd_check)
+    run = sub.add_parser("run-task", help="run a dashboard task through the workers (or --sync, in-process)")
+    run.add_argument("task", help="refresh, warm, performance, export, notify, cleanup or debug")
+    run.add_argument("--user-id", help="a user's UUID (or integer id); refresh/warm: every user without it")
+    run.add_argument("--sync", action="store_true", help="run it here, without the queue (the cache still uses Redis)")
+    run.add_argument("--format", default="json", help="export: json, csv or pdf")
+    run.add_argument("--start", help="export: first day (YYYY-MM-DD)")
+    run.add_argument("--end", help="export: last day (YYYY-MM-DD)")
+    run.add_argument("--message", help="notify: the text")
+    run.add_argument("--type", default="info", help="notify: info, warning or alert")
+    run.add_argument("--days-old", type=int, default=30, help="cleanup: age in days (default 30)")
+    run.add_argument("-t", "--timeout", type=float, default=120.0, help="seconds to wait for the result")
+    run.set_defaults(func=_cmd_run_task)
+    for parser in (db, check, run):
+        parser.add_argument("-A", "--app", default=DEFAULT_APP, help="pkg.module[:attr] whose settings to use")
+        parser.add_argument("--broker", help="redis://, rediss:// or unix:// URL (default: settings)")
+        parser.add_argument("--result-backend", help="redis:// URL for results (default: settings)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="skqueue", description="An asyncio worker for Celery clients.")
     parser.add_argument("-l", "--loglevel", default="warning", help="debug, info, warning, error (default warning)")
@@ -205,9 +337,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_remote_parsers(sub)
     _add_admin_parsers(sub)
+    _add_dashboard_parsers(sub)
+    _add_api_parser(sub)
+    _add_scheduler_parsers(sub)
 
     demo = sub.add_parser("demo", help="embedded broker + worker + the real celery client, end to end")
     demo.add_argument("--home", help="data directory for the embedded broker (default $SKQUEUE_HOME or ./.skqueue)")
+    demo.add_argument("--keep", action="store_true", help="keep broker, worker and API running until Ctrl-C")
     demo.set_defaults(func=_cmd_demo)
     return parser
 

@@ -112,6 +112,33 @@ class Settings:
     # skqueue: chord bookkeeping protocol, "auto" (Celery 5.7's, readable with every client), "5.3" (for
     # fleets with Celery 5.3-5.6 workers) or "5.7"; see skqueue.broker.chords
     skqueue_chord_protocol: str = "auto"
+    # Celery's periodic task schedule, read by ``skqueue scheduler`` (see skqueue.scheduler.entries)
+    beat_schedule: Mapping[str, Any] | None = None
+    beat_lease_seconds: float = 15.0  # skqueue: a dead scheduler leader is replaced within this time
+    # The monitoring API (``skqueue api``): JWT bearer auth, HS256 with ``jwt_secret`` and/or RS256 with
+    # ``jwt_public_key`` (PEM text or a file path); ``jwt_staff_claim`` must be true for commands.
+    jwt_secret: str | None = None
+    jwt_public_key: str | None = None
+    jwt_staff_claim: str = "is_staff"
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    api_metrics_auth: str = "token"  # "none", "token" (any valid token) or "staff"
+    api_health_task: str = "dashboard.tasks.debug_task"  # what the health check's worker round trip runs
+    api_health_timeout: float = 10.0
+    api_max_value_chars: int = 2000  # longer args, results and tracebacks are cut with a marker
+    # The SenangKira dashboard tasks (skqueue.dashboard). database_url None: an SQLite file in skqueue_home;
+    # export_dir None: <skqueue_home>/exports; smtp_host None: notifications are stored, not e-mailed.
+    database_url: str | None = None
+    export_dir: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_use_tls: bool = False  # STARTTLS
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "noreply@senangkira.com"
+    smtp_timeout: float = 30.0
+    dashboard_cache_ttl: float = 1800.0
+    dashboard_cache_refresh_ahead: float = 300.0  # warm recomputes entries with less time than this left
 
     def tz(self) -> tzinfo:
         try:
@@ -133,7 +160,7 @@ _ACCEPTED = frozenset(
         "task_compression", "task_protocol", "broker_connection_retry_on_startup", "broker_connection_retry",
         "broker_connection_max_retries", "broker_pool_limit", "broker_heartbeat", "result_backend_always_retry",
         "result_accept_content", "worker_hijack_root_logger", "worker_redirect_stdouts",
-        "worker_log_color", "beat_schedule", "beat_scheduler", "beat_schedule_filename", "task_always_eager",
+        "worker_log_color", "beat_scheduler", "beat_schedule_filename", "task_always_eager",
         "task_eager_propagates", "task_store_eager_result", "result_cache_max", "redis_max_connections",
         "redis_socket_timeout", "redis_socket_connect_timeout", "redis_retry_on_timeout",
         "redis_socket_keepalive", "redis_backend_health_check_interval", "worker_disable_rate_limits",
@@ -202,6 +229,14 @@ _COERCE: dict[str, Callable[[Any], Any]] = {
     "accept_content": _content,
     "broker_transport_options": lambda v: TransportOptions.from_mapping(_maybe_json(v)),
     "result_backend_transport_options": lambda v: dict(_maybe_json(v) or {}),
+    "beat_schedule": lambda v: None if v is None else dict(_maybe_json(v)),
+    "beat_lease_seconds": float,
+    "smtp_port": int,
+    "smtp_timeout": float,
+    "dashboard_cache_ttl": float,
+    "dashboard_cache_refresh_ahead": float,
+    "api_health_timeout": float,
+    "api_max_value_chars": int,
 }
 
 
@@ -227,6 +262,8 @@ def _validate(settings: Settings) -> Settings:
     if settings.skqueue_chord_protocol not in ("auto", "5.3", "5.7"):
         raise ConfigError(f"skqueue_chord_protocol must be auto, 5.3 (Celery 5.3-5.6) or 5.7, not "
                           f"{settings.skqueue_chord_protocol!r}")
+    if settings.api_metrics_auth not in ("none", "token", "staff"):
+        raise ConfigError(f"api_metrics_auth must be none, token or staff, not {settings.api_metrics_auth!r}")
     settings.tz()
     return settings
 

@@ -8,6 +8,14 @@
     │   └── ContentDisallowed             a serializer other than JSON (pickle, yaml, msgpack)
     ├── BrokerError                       Redis is unreachable or answered unexpectedly
     │   └── EmbeddedBrokerError           the embedded Valkey server could not be started
+    ├── MonitorError                      a monitoring API request cannot be carried out
+    │   ├── InvalidRequest (ValueError)   bad parameters or arguments (HTTP 400)
+    │   ├── NotFound (LookupError)        no such task or schedule (HTTP 404)
+    │   └── Conflict                      the task's state does not allow it (HTTP 409)
+    ├── DashboardError                    raised on purpose by the SenangKira tasks (skqueue.dashboard)
+    │   ├── InvalidArguments (ValueError) bad task arguments: the task fails at once, never retried
+    │   │   └── UserNotFound (LookupError) no such user in the data store
+    │   └── DeliveryError                 an e-mail could not be sent (retried with backoff)
     └── TaskError                         raised around the execution of one task
         ├── NotRegistered (KeyError)      no task of that name
         ├── TaskRevokedError              revoked, expired or terminated
@@ -47,6 +55,25 @@ class BrokerError(SkqueueError):
 
 class EmbeddedBrokerError(BrokerError):
     """The embedded Valkey server could not be started or reached."""
+
+
+class MonitorError(SkqueueError):
+    """A monitoring request (query or command) cannot be carried out; ``str(exc)`` says why."""
+
+
+class InvalidRequest(MonitorError, ValueError):
+    """The request's parameters or the task's arguments are invalid."""
+
+
+class NotFound(MonitorError, LookupError):
+    """The task, task name or schedule named does not exist."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class Conflict(MonitorError):
+    """The request is valid but the current state does not allow it (retrying a task that did not fail)."""
 
 
 class TaskError(SkqueueError):
@@ -110,3 +137,20 @@ class TimeLimitExceeded(TaskError):
 
 class WorkerLostError(TaskError):
     celery_module = "billiard.exceptions"
+
+
+class DashboardError(SkqueueError):
+    """Base of the errors the SenangKira dashboard tasks raise on purpose."""
+
+
+class InvalidArguments(DashboardError, ValueError):
+    """The task's arguments cannot be honoured (unknown format, bad date range, ...). Retrying would not
+    help, so the dashboard tasks never list it in ``autoretry_for``."""
+
+
+class UserNotFound(InvalidArguments, LookupError):
+    """The user id names no user in the data store."""
+
+
+class DeliveryError(DashboardError):
+    """A notification e-mail could not be handed to the SMTP server (retried with backoff)."""

@@ -6,7 +6,10 @@ Two protocols share the keys ``celery-taskset-meta-<group id>.{j,t,s}``:
   ``.s`` (+ ``.t``) reads the results and deletes the keys. Celery does this in a pipeline that two workers
   can both see complete; here it is one script, so only one caller ever does.
 * ``5.7``: adds ``.d`` (each header task counted once, however often it is delivered) and ``.c`` (the
-  dispatch claim, then a ``done`` marker), so exactly one body is published even across crashes.
+  dispatch claim, then a ``done`` marker), so exactly one body is published even across crashes. Celery
+  claims with a random token and relies on the claim expiring before a redelivery; skqueue redelivers a
+  dead worker's messages within seconds, so its token names the delivery (kombu keeps delivery tags on
+  restore) and the redelivered completing message owns the claim again and publishes the body.
 * ``auto`` (the default) is the 5.7 protocol, which works with clients of every version because all of them
   store the size in ``.s``: a 5.3 client's ``SETEX``+``PUBLISH`` and a 5.7 client's ``SET EX`` read alike.
   One difference from 5.7: a ``done`` marker is ignored while ``.s`` exists, because a Celery <= 5.6
@@ -29,8 +32,8 @@ from skqueue.broker import scripts
 from skqueue.broker.keys import ResultKeys
 
 PROTOCOLS = ("auto", "5.3", "5.7")
-# How long a claim protects a body being published. Nobody else can complete the chord before a header task
-# is redelivered (after the visibility timeout or a restore), so this only needs to outlast a publish.
+# How long a claim keeps other deliveries from publishing the body. It only needs to outlast a publish: the
+# claiming delivery itself, redelivered after a crash, takes its claim back at once.
 CLAIM_SECONDS = 60
 # How long the "done" marker keeps late duplicates from firing a chord again (Celery: max(2 * claim, 300)).
 DONE_SECONDS = 300
@@ -39,12 +42,14 @@ _CHUNK = 500
 
 @dataclass(frozen=True, slots=True)
 class PartReturn:
-    """A finished header task: its chord, its position, and its encoded ``[1, id, state, result]``."""
+    """A finished header task: its chord, its position, its encoded ``[1, id, state, result]``, and the
+    token it claims the chord with should it complete it (naming the delivery, see the script)."""
 
     group_id: str
     task_id: str
     group_index: int | None
     member: bytes
+    token: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,28 +79,28 @@ class ChordStore:
         """True when completed chords must be released after their body is published."""
         return self.protocol != "5.3"
 
-    async def record(self, parts: Sequence[PartReturn], token: str) -> list[list[bytes] | None]:
-        """Count ``parts``; for each, the chord's results if this call completed (and claimed) its chord."""
+    async def record(self, parts: Sequence[PartReturn]) -> list[list[bytes] | None]:
+        """Count ``parts``; for each, the chord's results if it completed (and claimed) its chord."""
         completed: list[list[bytes] | None] = []
         for start in range(0, len(parts), _CHUNK):
             chunk = parts[start:start + _CHUNK]
             if self.claims:
-                replies = await self._record_claiming(chunk, token)
+                replies = await self._record_claiming(chunk)
             else:
                 replies = await self._record_legacy(chunk)
             completed.extend(list(reply[1:]) if reply and int(reply[0]) == 1 else None for reply in replies)
         return completed
 
-    async def _record_claiming(self, parts: Sequence[PartReturn], token: str) -> list[Any]:
+    async def _record_claiming(self, parts: Sequence[PartReturn]) -> list[Any]:
         k = self.keys
         keys: list[str] = []
-        args: list[Any] = ["1" if self.ordered else "0", self.expires, self.group_expires, CLAIM_SECONDS, token,
+        args: list[Any] = ["1" if self.ordered else "0", self.expires, self.group_expires, CLAIM_SECONDS,
                            "1" if self.protocol == "auto" else "0"]
         for part in parts:
             gid = part.group_id
             keys += [k.chord_results(gid), k.chord_extra(gid), k.chord_size(gid), k.chord_seen(gid), k.group(gid),
                      k.chord_claim(gid)]
-            args += [part.task_id, part.member, _score(part.group_index)]
+            args += [part.task_id, part.member, _score(part.group_index), part.token]
         return list(await scripts.call(self.client, "chord_part_return", keys, args))
 
     async def _record_legacy(self, parts: Sequence[PartReturn]) -> list[Any]:

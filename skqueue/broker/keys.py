@@ -159,10 +159,48 @@ class BrokerKeys:
         """Hash ``queue|task|exception type`` -> count."""
         return self.prefix + "skqueue.stats.errors"
 
+    def submitted(self, task_id: str) -> str:
+        """What the monitoring API enqueued for a task (name, args, kwargs, queue; with a TTL), so it can
+        be retried with its original arguments."""
+        return f"{self.prefix}skqueue.submitted.{task_id}"
+
     @property
     def crash_counts(self) -> str:
         """Hash delivery tag -> deliveries that died with their worker (poison message detection)."""
         return self.prefix + "skqueue.crashes"
+
+    # The scheduler (``skqueue scheduler``, alias ``beat``).
+    @property
+    def scheduler_lease(self) -> str:
+        """The leader lease: the token of the one scheduler allowed to publish firings (with a TTL)."""
+        return self.prefix + "skqueue.scheduler.lease"
+
+    def schedule_state(self, entry: str) -> str:
+        """Hash of one schedule entry's state: next_run, last_run, last_status, run_count, paused, missed..."""
+        return f"{self.prefix}skqueue.schedule.{entry}"
+
+    def fired(self, entry: str, fire_time: str) -> str:
+        """Set once per firing (``fire_time`` is UTC ISO-8601), so no firing is ever published twice."""
+        return f"{self.prefix}skqueue.fired.{entry}.{fire_time}"
+
+    # The SenangKira dashboard cache (skqueue.broker.cache), shared by every process. Entries carry the
+    # user's generation number: bumping it invalidates all of a user's entries without a SCAN.
+    def dashboard_generation(self, user: str) -> str:
+        """Counter whose value is part of every live cache entry name of ``user``."""
+        return f"{self.prefix}skqueue.dashboard.gen.{user}"
+
+    def dashboard_entry(self, user: str, generation: int, period: str, start: str) -> str:
+        """One computed dashboard (JSON, with a TTL): ``period`` type starting on ``start`` (ISO date)."""
+        return f"{self.prefix}skqueue.dashboard.{user}.{generation}.{period}.{start}"
+
+    def dashboard_lock(self, user: str, period: str, start: str) -> str:
+        """Held (SET NX PX) by the one process computing an entry, so a cold key is computed once."""
+        return f"{self.prefix}skqueue.dashboard.lock.{user}.{period}.{start}"
+
+    @property
+    def dashboard_cache_stats(self) -> str:
+        """Hash ``hits`` / ``misses`` of dashboard cache reads, cluster-wide."""
+        return self.prefix + "skqueue.dashboard.cache_stats"
 
     def unprefixed(self, key: str) -> str:
         return key[len(self.prefix):] if self.prefix and key.startswith(self.prefix) else key
@@ -189,6 +227,10 @@ class ResultKeys:
 
     def task(self, task_id: str) -> str:
         return f"{self.prefix}{TASK_META}{task_id}"
+
+    def probe(self, token: str) -> str:
+        """A short-lived key the monitoring API's health check writes, reads and deletes."""
+        return f"{self.prefix}skqueue-health-probe-{token}"
 
     def group(self, group_id: str) -> str:
         return f"{self.prefix}{GROUP_META}{group_id}"

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+import urllib.request
 from pathlib import Path
 from typing import Any
 
+from skqueue.api.auth import mint
 from skqueue.broker import embedded
-from skqueue.demo.tasks import app as demo_app
+from skqueue.dashboard.tasks import ROUTES
+from skqueue.demo import dashboard
 
-QUEUES = "high_priority,default,analytics"
+QUEUES = "high_priority,cache_operations,default,analytics,low_priority"
 
 
 def _celery_client(broker: str, backend: str) -> Any:
@@ -24,63 +29,84 @@ def _celery_client(broker: str, backend: str) -> Any:
     except ImportError:
         sys.exit("skqueue demo drives the real Celery client: pip install 'skqueue[demo]'")
     client = Celery("senangkira", broker=broker, backend=backend, set_as_current=False)
-    client.conf.update(task_default_queue="default", task_routes=demo_app.conf.task_routes,
+    client.conf.update(task_default_queue="default", task_routes=ROUTES,
                        task_serializer="json", accept_content=["json"], broker_connection_retry_on_startup=True)
     return client
 
 
-def _start_worker(broker: str, backend: str, log: Path) -> subprocess.Popen[bytes]:
-    argv = [sys.executable, "-m", "skqueue", "-l", "info", "worker", "-A", "skqueue.demo.tasks",
+def _start_worker(broker: str, backend: str, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "skqueue", "-l", "info", "worker", "-A", "skqueue.dashboard",
             "--broker", broker, "--result-backend", backend, "-Q", QUEUES, "-c", "8", "-n", "demo@%h"]
     with open(log, "wb") as out:
-        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
 
 
-def _show(label: str, call: Callable[[], Any]) -> None:
-    started = time.perf_counter()
-    try:
-        outcome = f"-> {call()!r}"
-    except Exception as exc:
-        outcome = f"-> raised {type(exc).__module__}.{type(exc).__qualname__}: {exc}"
-    print(f"  {label:<46} {outcome}  ({(time.perf_counter() - started) * 1000:.0f} ms)", flush=True)
+def _start_api(broker: str, backend: str, log: Path, secret: str) -> tuple[subprocess.Popen[bytes], str]:
+    """``skqueue api`` on a free port; returns the process and the API's base URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    argv = [sys.executable, "-m", "skqueue", "api", "-A", "skqueue.dashboard", "--broker", broker,
+            "--result-backend", backend, "--port", str(port)]
+    with open(log, "wb") as out:
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "SKQUEUE_JWT_SECRET": secret})
+    return process, f"http://127.0.0.1:{port}/api/dashboard"
 
 
-def _scenarios(client: Any) -> list[tuple[str, Callable[[], Any]]]:
-    lines = [{"qty": 3, "unit_price": "150.00"}, {"qty": 1, "unit_price": "89.90"}]
-    eta = datetime.now(UTC) + timedelta(seconds=2)
-    return [
-        ("add.delay(2, 3)  [sync def, thread]", lambda: client.send_task("demo.add", (2, 3)).get(timeout=30)),
-        ("invoice_total(lines)  [async def, Decimal]",
-         lambda: client.send_task("demo.invoice_total", (lines,)).get(timeout=10)),
-        ("monthly_report('2026-11', countdown=2)",
-         lambda: client.send_task("demo.monthly_report", ("2026-11",), eta=eta).get(timeout=10)),
-        ("fail('card declined')  [FAILURE]",
-         lambda: client.send_task("demo.fail", ("card declined",)).get(timeout=10)),
-        ("send_task('demo.nope')  [NotRegistered]", lambda: client.send_task("demo.nope").get(timeout=10)),
-        ("add(1, 1, countdown=1, expires=0.5)  [REVOKED]",
-         lambda: client.send_task("demo.add", (1, 1), countdown=1, expires=0.5).get(timeout=10)),
-        ("100 x add.delay(i, i), then sum(.get())",
-         lambda: sum(r.get(timeout=10) for r in [client.send_task("demo.add", (i, i)) for i in range(100)])),
-    ]
+def _api_status(base: str, token: str) -> str:
+    """The API's status line (waits up to 10 s for the server to listen)."""
+    request = urllib.request.Request(f"{base}/celery/status/", headers={"Authorization": f"Bearer {token}"})
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                status = json.load(response)
+            return (f"{status['status']}: {status['worker_count']} worker(s), "
+                    f"success rate {status['success_rate']}% over the last hour")
+        except OSError as exc:
+            if time.monotonic() > deadline:
+                return f"unreachable ({exc})"
+            time.sleep(0.1)
 
 
-def main(home: str | None = None) -> int:
+def main(home: str | None = None, keep: bool = False) -> int:
     root = Path(home or os.environ.get("SKQUEUE_HOME") or ".skqueue")
     server = embedded.acquire(root)
+    env, users = dashboard.prepare(server.home)
+    mail = contextlib.ExitStack()
+    mail.enter_context(dashboard.mail_server(env))
     log = server.home / "demo-worker.log"
-    worker = _start_worker(server.broker_url, server.result_url, log)
+    worker = _start_worker(server.broker_url, server.result_url, log, dashboard.environment(env))
+    secret = secrets.token_urlsafe(32)
+    api, base = _start_api(server.broker_url, server.result_url, server.home / "demo-api.log", secret)
+    token = mint(secret, user_id="demo", staff=True, ttl=3600)
     client = _celery_client(server.broker_url, server.result_url)
     try:
         print(f"skqueue demo: embedded broker {server.broker_url} (data in {server.home}), "
-              f"worker pid {worker.pid}\n", flush=True)
-        for label, call in _scenarios(client):
-            _show(label, call)
+              f"worker pid {worker.pid}", flush=True)
+        print(f"Monitoring API: {base}/celery/status/  (OpenAPI: {base}/openapi.json)\n"
+              f"Staff token, valid 1 h: {token}\n"
+              f"  try: curl -H 'Authorization: Bearer <token>' {base}/celery/tasks/\n", flush=True)
+        for label, call, render in dashboard.steps(client, users):
+            dashboard.show(label, call, render)
+        print("\nBad requests fail at once, with a clear error and no retry:", flush=True)
+        for label, call, render in dashboard.failures(client):
+            dashboard.show(label, call, render)
         print(f"\nAll results above were read by celery's own AsyncResult. Worker log: {log}")
         _tail(log)
+        print(f"\nAPI status: {_api_status(base, token)}", flush=True)
+        if keep:
+            print("Broker, worker and API keep running: Ctrl-C stops them.", flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                api.wait()
     finally:
+        api.send_signal(signal.SIGTERM)
+        api.wait(30)
         client.close()
         worker.send_signal(signal.SIGTERM)
         worker.wait(30)
+        mail.close()
         embedded.release(server)
     return 0
 

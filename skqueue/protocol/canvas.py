@@ -130,9 +130,9 @@ def _apply_chain(sig: Signature, args: Sequence[Any], lineage: Lineage, call: di
         rest[-1] = rest[-1].with_options(**membership)
     elif membership:
         call.update(membership)
-    outer = list(call.pop("chain", None) or [])
+    outer = list(call.pop("chain", None) or sig.options.get("chain") or [])
     remaining = [*outer, *(step.as_dict() for step in reversed(rest))]
-    own = {k: v for k, v in sig.options.items() if k not in ("task_id", "link", "link_error")}
+    own = {k: v for k, v in sig.options.items() if k not in ("task_id", "link", "link_error", "chain")}
     first_call = {**merge_options(own, call), "chain": remaining or None}
     return apply(first, () if sig.immutable else args, lineage, first_call)
 
@@ -177,10 +177,11 @@ def _chord_body(sig: Signature, group_id: str, lineage: Lineage, call: dict[str,
     options: dict[str, Any] = {
         **{k: v for k, v in sig.options.items() if k not in _CHORD_OWN and v is not None},
         **body.options,
-        "task_id": body.id or sig.id or new_id(),
-        "group_id": call.get("group_id") or body.options.get("group_id") or group_id,
         "root_id": lineage.root_id,
     }
+    if body.subtask_type != CHAIN:  # a chain's steps carry their own ids (its last one is the result)
+        options["task_id"] = body.id or sig.id or new_id()
+        options["group_id"] = call.get("group_id") or body.options.get("group_id") or group_id
     for key in ("chain", "chord", "group_index"):
         if call.get(key) is not None:
             options[key] = call[key]

@@ -19,7 +19,7 @@ import functools
 import inspect
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,11 +32,21 @@ from skqueue.broker.transport import Publish
 from skqueue.config import Settings
 from skqueue.errors import ChordError, ProtocolError
 from skqueue.protocol import results, states
-from skqueue.protocol.canvas import Applied, ChordStart, apply, apply_group, failed_chain
+from skqueue.protocol.canvas import Applied, ChordStart, apply, apply_group, chain_steps, failed_chain
 from skqueue.protocol.message import Outgoing, TaskMessage, encode_task
-from skqueue.protocol.signature import GROUP, Lineage, Signature, chord_member, chord_results, new_id, signatures
+from skqueue.protocol.signature import (
+    CHAIN,
+    GROUP,
+    Lineage,
+    Signature,
+    chord_member,
+    chord_results,
+    new_id,
+    signatures,
+)
 from skqueue.worker.context import TaskContext
 from skqueue.worker.execute import build_context
+from skqueue.worker.settle import RETRYABLE
 
 log = logging.getLogger("skqueue.worker")
 
@@ -49,9 +59,17 @@ class ChordPart:
     part: PartReturn
     body: Signature
     lineage: Lineage
-    token: str = field(default_factory=lambda: new_id().replace("-", ""))
     recorded: bool = False
     members: list[bytes] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChordLaunch:
+    """A chord the worker applies: its size is stored before its header messages are published."""
+
+    group_id: str
+    size: int
+    headers: list[Publish]
 
 
 def chord_store(settings: Settings, results_store: ResultStore) -> ChordStore:
@@ -85,10 +103,11 @@ class CeleryCanvas:
         Raises ``TypeError`` if ``value`` cannot be sent as JSON."""
         try:
             applied = self._follow_ups(message, value)
-        except ProtocolError as exc:
-            log.error("Task %s[%s]: cannot apply its callbacks/chain: %s", message.task, message.id, exc)
+        except (ValueError, TypeError) as exc:  # a malformed signature: there is nothing sensible to send
+            log.error("Task %s[%s]: cannot apply its callbacks/chain: %r", message.task, message.id, exc)
             return [], [], []
-        return [self._publish(out) for out in applied.messages], applied.children, list(applied.chords)
+        # Encoded here, chord headers included, so an unencodable value fails the task, not the settlement.
+        return self._encoded(applied.messages), applied.children, self._launches(applied.chords)
 
     def _follow_ups(self, message: TaskMessage, value: Any) -> Applied:
         lineage = self.lineage(message)
@@ -113,6 +132,12 @@ class CeleryCanvas:
         return Lineage(message.id, message.root_id or message.id, message.priority, self.hostname, self.clock(),
                        self.app.queue_for)
 
+    def _encoded(self, messages: Iterable[Outgoing]) -> list[Publish]:
+        return [self._publish(out) for out in messages]
+
+    def _launches(self, starts: Iterable[ChordStart]) -> list[ChordLaunch]:
+        return [ChordLaunch(start.group_id, start.size, self._encoded(start.headers)) for start in starts]
+
     def _publish(self, out: Outgoing) -> Publish:
         expiration = None
         if out.expires is not None:
@@ -123,18 +148,17 @@ class CeleryCanvas:
     def on_failure(self, message: TaskMessage, queue: str, failure: MetaWrite,
                    exc: BaseException) -> tuple[list[Publish], list[MetaWrite]]:
         """Errbacks, and the same FAILURE for every remaining chain step (so waiting clients wake up)."""
-        try:
-            steps = failed_chain(message.embed.chain)
-            errbacks = signatures(message.embed.errbacks)
-        except ProtocolError as exc_:
-            log.error("Task %s[%s]: cannot read its errbacks/chain: %s", message.task, message.id, exc_)
-            return [], []
-        writes = [failed_copy(failure, step) for step in steps]
+        writes = [failed_copy(failure, step) for step in _safe(failed_chain, message.embed.chain)]
+        errbacks = _safe(signatures, message.embed.errbacks)
         if not errbacks:
             return [], writes
         task = self.app.tasks.get(message.task)
         request = build_context(task, message, queue, self.hostname) if task is not None else None
-        publishes = self.errbacks(errbacks, self.lineage(message), exc, _traceback_of(failure), request)
+        try:
+            publishes = self.errbacks(errbacks, self.lineage(message), exc, _traceback_of(failure), request)
+        except (ValueError, TypeError) as error:  # a malformed errback signature
+            log.error("Task %s[%s]: cannot apply its errbacks: %r", message.task, message.id, error)
+            publishes = []
         return publishes, writes
 
     def errbacks(self, errbacks: Sequence[Signature], lineage: Lineage, exc: BaseException,
@@ -174,11 +198,23 @@ class CeleryCanvas:
     def chord_part(self, message: TaskMessage, state: str, result: Any) -> Any | None:
         """The report of a finished header task, plus (on failure) those of chain steps that belonged to
         a chord and will now never run. None when there is nothing to report."""
+        try:
+            found = self._parts(message, state, result)
+        except ValueError as exc:  # ProtocolError included: a malformed chord signature
+            log.error("Task %s[%s]: cannot report to its chord: %s", message.task, message.id, exc)
+            return None
+        if found and self.chords is None:
+            log.error("Task %s[%s] is part of a chord but no result backend is configured", message.task,
+                      message.id)
+            return None
+        return found or None
+
+    def _parts(self, message: TaskMessage, state: str, result: Any) -> list[ChordPart]:
         found: list[ChordPart] = []
         if message.embed.chord and message.group:
             found.append(self._part(message.id, state, result, group_id=message.group,
                                     index=message.group_index, body=message.embed.chord,
-                                    lineage=self.lineage(message)))
+                                    lineage=self.lineage(message), delivery=message.delivery_tag))
         if state == states.FAILURE and message.embed.chain:
             lineage = self.lineage(message)
             for step in _safe(failed_chain, message.embed.chain):
@@ -186,20 +222,18 @@ class CeleryCanvas:
                 if group_id and body and step.id:
                     found.append(self._part(step.id, state, result, group_id=str(group_id),
                                             index=step.options.get("group_index"), body=body,
-                                            lineage=lineage.child_of(step.id)))
-        if found and self.chords is None:
-            log.error("Task %s[%s] is part of a chord but no result backend is configured", message.task,
-                      message.id)
-            return None
-        return found or None
+                                            lineage=lineage.child_of(step.id), delivery=message.delivery_tag))
+        return found
 
     def _part(self, task_id: str, state: str, result: Any, *, group_id: str, index: Any, body: Any,
-              lineage: Lineage) -> ChordPart:
+              lineage: Lineage, delivery: str) -> ChordPart:
         try:
             member = chord_member(task_id, state, _encoded(state, result))
         except TypeError as exc:  # the value was never storable: report it as the task's failure
             member = chord_member(task_id, states.FAILURE, _encoded(states.FAILURE, exc))
-        part = PartReturn(group_id, task_id, None if index is None else int(index), member)
+        # The claim names the delivery: redelivered after its worker died mid-publish, it owns the claim again.
+        token = f"{delivery}:{task_id}" if delivery else new_id()
+        part = PartReturn(group_id, task_id, None if index is None else int(index), member, token)
         return ChordPart(part, Signature.parse(body), lineage)
 
     async def record_chord_parts(self, items: Sequence[Any]) -> list[Publish]:
@@ -209,13 +243,22 @@ class CeleryCanvas:
         publishes = await self._start(starts)
         todo = [part for part in parts if not part.recorded]
         if todo and self.chords is not None:
-            completed = await self.chords.record([p.part for p in todo], todo[0].token)
+            completed = await self.chords.record([p.part for p in todo])
             for part, members in zip(todo, completed, strict=True):
                 part.recorded, part.members = True, members
         for part in parts:
             if part.members is not None:
-                publishes.extend(await self._complete(part))
+                publishes.extend(await self._complete_safely(part))
         return publishes
+
+    async def _complete_safely(self, part: ChordPart) -> list[Publish]:
+        try:
+            return await self._complete(part)
+        except RETRYABLE:
+            raise
+        except Exception:  # a bug must not stop the settlement of everything else
+            log.exception("Chord %s: could not complete", part.part.group_id)
+            return []
 
     async def chords_published(self) -> None:
         """Called once the messages :meth:`record_chord_parts` returned are published: release the claims
@@ -224,44 +267,55 @@ class CeleryCanvas:
             await self.chords.release(self._claims)
         self._claims.clear()
 
-    async def _start(self, starts: Sequence[ChordStart]) -> list[Publish]:
-        if not starts:
+    async def _start(self, launches: Sequence[ChordLaunch]) -> list[Publish]:
+        if not launches:
             return []
         if self.chords is None:
-            log.error("Cannot start %d chord(s) without a result backend: their bodies will not run", len(starts))
+            log.error("Cannot start %d chord(s) without a result backend: their bodies will not run",
+                      len(launches))
         else:
-            await self.chords.set_sizes([(start.group_id, start.size) for start in starts])
-        return [self._publish(out) for start in starts for out in start.headers]
+            await self.chords.set_sizes([(launch.group_id, launch.size) for launch in launches])
+        return [publish for launch in launches for publish in launch.headers]
 
     async def _complete(self, part: ChordPart) -> list[Publish]:
         assert part.members is not None and self.chords is not None
         if self.chords.claims:
-            self._claims.append(Claim(part.part.group_id, part.token))
+            self._claims.append(Claim(part.part.group_id, part.part.token))
         values, error = chord_results(part.members)
-        body = part.body.frozen()
+        body = part.body
         lineage = part.lineage.child_of(part.lineage.parent_id, body.options.get("root_id"))
         if error is not None:
             log.error("Chord %s: %s", part.part.group_id, error)
             return await self._chord_failed(body, error, lineage)
-        applied = apply(body, [values], lineage)
-        return await self._start(applied.chords) + [self._publish(out) for out in applied.messages]
+        try:
+            applied = apply(body, [values], lineage)
+            publishes, launches = self._encoded(applied.messages), self._launches(applied.chords)
+        except (ValueError, TypeError) as exc:  # a malformed body: fail it as Celery does ("Callback error")
+            return await self._chord_failed(body, f"Callback error: {exc!r}", lineage)
+        return await self._start(launches) + publishes
 
     async def _chord_failed(self, body: Signature, error: str, lineage: Lineage) -> list[Publish]:
-        """The body never runs: store its FAILURE (and its chain's), and call its errbacks."""
-        assert body.id is not None
+        """The body never runs: store its FAILURE (for each step of a chain body, and for the rest of an
+        enclosing chain, so whoever waits on any of them wakes up), and call its errbacks."""
         exc = ChordError(error)
-        group_id = body.options.get("group_id")
-        meta = results.failure(body.id, results.encode_exception(exc), f"celery.exceptions.ChordError: {error}\n",
-                               group_id=str(group_id) if group_id else None)
-        write = MetaWrite(body.id, meta.to_json(), self.app.conf.result_expires)
-        writes = [write, *(failed_copy(write, step) for step in _safe(failed_chain, body.options.get("chain")))]
+        targets = _failure_targets(body)
+        first = targets[0]
+        assert first.id is not None
+        meta = results.failure(first.id, results.encode_exception(exc), f"celery.exceptions.ChordError: {error}\n")
+        template = MetaWrite(first.id, meta.to_json(), self.app.conf.result_expires)
         if self.results is not None:
-            await self.results.store(writes)
+            await self.results.store([failed_copy(template, step) for step in targets])
         # Celery calls them with a made-up request for the body: its own id is the root.
-        errback_lineage = lineage.child_of(body.id, str(body.options.get("root_id") or body.id))
-        request = TaskContext(id=body.id, name=body.task, args=list(body.args), kwargs=dict(body.kwargs),
+        errback_lineage = lineage.child_of(first.id, str(body.options.get("root_id") or first.id))
+        group_id = first.options.get("group_id")
+        request = TaskContext(id=first.id, name=body.task, args=list(body.args), kwargs=dict(body.kwargs),
                               group=str(group_id) if group_id else None, hostname=self.hostname)
         return self.errbacks(_safe(signatures, body.options.get("link_error")), errback_lineage, exc, None, request)
+
+
+def _failure_targets(body: Signature) -> list[Signature]:
+    own = chain_steps(body) if body.subtask_type == CHAIN else [body.frozen()]
+    return [step for step in own if step.id] + _safe(failed_chain, body.options.get("chain"))
 
 
 def failed_copy(failure: MetaWrite, step: Signature) -> MetaWrite:
@@ -304,16 +358,16 @@ def _takes_request(task: Task, sig: Signature) -> bool:
     return len(free) - bound > 1
 
 
-def _split(items: Iterable[Any]) -> tuple[list[ChordPart], list[ChordStart]]:
+def _split(items: Iterable[Any]) -> tuple[list[ChordPart], list[ChordLaunch]]:
     parts: list[ChordPart] = []
-    starts: list[ChordStart] = []
+    launches: list[ChordLaunch] = []
     for item in items:
         for one in item if isinstance(item, list | tuple) else [item]:
             if isinstance(one, ChordPart):
                 parts.append(one)
-            elif isinstance(one, ChordStart):
-                starts.append(one)
-    return parts, starts
+            elif isinstance(one, ChordLaunch):
+                launches.append(one)
+    return parts, launches
 
 
 def _safe(read: Callable[[Any], list[Signature]], value: Any) -> list[Signature]:

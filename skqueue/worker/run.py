@@ -7,7 +7,9 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from skqueue.app import App
 from skqueue.broker.connections import Connections, open_connections, release_urls, resolve_urls
@@ -22,6 +24,7 @@ from skqueue.worker.slots import RunningSlots
 from skqueue.worker.worker import Component, Worker, WorkerOptions
 
 log = logging.getLogger("skqueue.worker")
+T = TypeVar("T")
 
 IDLE_POLL_MAX = 0.05
 
@@ -33,6 +36,25 @@ class ChildSpec:
     worker_id: str
     slots_path: str
     supervisor_pid: int
+
+
+def run_process(main: Coroutine[Any, Any, T], *, grace: float = 5.0) -> T:
+    """``asyncio.run`` for a worker process, except that at exit leftover tasks get ``grace`` seconds to
+    finish their cancellation instead of forever: a task whose cancel a client library swallowed must not
+    keep a stopped worker (and so its supervisor's shutdown) alive."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(main)
+    finally:
+        leftovers = asyncio.all_tasks(loop)
+        for task in leftovers:
+            task.cancel()
+        if leftovers:
+            _, stuck = loop.run_until_complete(asyncio.wait(leftovers, timeout=grace))
+            for task in stuck:
+                log.error("Task %s did not stop within %.0fs of shutdown; exiting anyway", task.get_name(), grace)
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
 
 
 def expand_hostname(template: str) -> str:

@@ -124,5 +124,11 @@ def reminder() -> str:
     return "reminder"
 
 
+@app.task(name="wire.debug_task", bind=True)
+def debug_task(self: TaskContext) -> str:
+    """SenangKira's ``debug_task``: what the monitoring API's health check runs in the tests."""
+    return f"Request: {self.request.id}"
+
+
 # Registered last: it imports ``app`` and ``CALLS`` from this module.
 from tests.apps import wire_canvas, wire_more  # noqa: E402, F401

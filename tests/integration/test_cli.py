@@ -73,6 +73,14 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
                           check=False, capture_output=True, cwd=tmp_path, timeout=90)
     out = done.stdout.decode()
     assert done.returncode == 0, done.stderr.decode()
-    assert "-> 5" in out and "Decimal('583.09')" in out and "NotRegistered" in out
-    assert "TaskRevokedError: expired" in out and "-> 9900" in out
+    assert "added 3 users" in out and "3/3 users refreshed in 1 batch(es), failed: none" in out
+    assert "revenue RM " in out and "5 periods cached, 5 snapshots written" in out
+    assert "filled ['daily', 'weekly', 'monthly', 'quarterly', 'yearly']" in out
+    exports = [line.strip() for line in out.splitlines() if line.strip().startswith(str(tmp_path))]
+    assert [Path(p).suffix for p in exports] == [".json", ".csv", ".pdf"] and all(Path(p).is_file() for p in exports)
+    assert "e-mail sent to " in out and "p95" in out and "deleted {'snapshots'" in out
+    assert "raised UserNotFound: user 00000000-0000-4000-8000-000000000000 not found" in out
+    assert "raised InvalidArguments: unknown export format 'xlsx'" in out
+    assert "raised NotRegistered: 'dashboard.tasks.nope'" in out and "TaskRevokedError: expired" in out
+    assert "Monitoring API: http://127.0.0.1:" in out and "Staff token" in out and "worker(s), success rate" in out
     wait_for(lambda: not (tmp_path / "home" / "broker.json").exists(), timeout=5)

@@ -1,0 +1,1 @@
+"""The monitoring API: a Starlette app (JSON endpoints, Prometheus metrics, OpenAPI) with JWT auth."""
