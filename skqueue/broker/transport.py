@@ -126,6 +126,10 @@ class RedisBroker:
             pipe.lpush(self.keys.dead_letters, record)
             await pipe.execute()
 
+    async def owned_tags(self) -> list[str]:
+        """Delivery tags this worker process holds according to Redis (its ``owned`` set)."""
+        return sorted(t.decode() if isinstance(t, bytes) else str(t) for t in await self.client.smembers(self.owned))
+
     async def refresh_leases(self, tags: Sequence[str], now: float | None = None) -> None:
         """Move held deliveries' ``unacked_index`` scores to now, so no visibility restore takes them.
         ``XX``: a tag somebody else already restored is not re-created."""

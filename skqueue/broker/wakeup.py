@@ -22,6 +22,7 @@ log = logging.getLogger("skqueue.broker")
 
 _PUSH_EVENTS = frozenset({b"lpush", b"rpush", b"linsert", b"lset", b"lmove", b"rpoplpush", b"lmpop"})
 MIN_BACKOFF = 0.001
+WAIT_SLICE = 0.1
 
 
 async def notifications_enabled(client: Redis) -> bool:
@@ -45,6 +46,11 @@ class Doorbell:
         self._pubsub: PubSub | None = None
         self._channels: list[str] = []
         self._backoff = MIN_BACKOFF
+        self._interrupted = False
+
+    def interrupt(self) -> None:
+        """Make the current and every later :meth:`wait` return promptly (the consumer is stopping)."""
+        self._interrupted = True
 
     def busy(self) -> None:
         """Work was found: reset the polling back-off."""
@@ -65,6 +71,8 @@ class Doorbell:
         return True
 
     async def wait(self, timeout: float) -> None:
+        if self._interrupted:
+            return
         if self._pubsub is None:
             delay = min(self._backoff, timeout, self.max_poll)
             self._backoff = min(self._backoff * 2, self.max_poll)
@@ -80,8 +88,9 @@ class Doorbell:
     async def _wait_push(self, pubsub: PubSub, timeout: float) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while (remaining := deadline - loop.time()) > 0:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=remaining)
+        while (remaining := deadline - loop.time()) > 0 and not self._interrupted:
+            # Short slices, so interrupt() is noticed within WAIT_SLICE.
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=min(remaining, WAIT_SLICE))
             if message is not None and message.get("data") in _PUSH_EVENTS:
                 await self._drain(pubsub)
                 return

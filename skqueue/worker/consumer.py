@@ -36,6 +36,7 @@ class Consumer:
         redis-py read times out can be swallowed there, and the loop would carry on."""
         self.stopped = True
         self.credit_changed.set()
+        self.doorbell.interrupt()
 
     async def run(self, credit: Callable[[], int], accept: Callable[[list[Reserved]], None],
                   on_empty: Callable[[], bool]) -> None:

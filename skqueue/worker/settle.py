@@ -103,7 +103,13 @@ class Settler:
             self._wake.clear()
             while self._pending:
                 batch, self._pending = self._pending, Settlement()
-                await self._flush(batch)
+                try:
+                    await self._flush(batch)
+                except Exception:
+                    # A bug, not an outage (those are retried in _flush). Settling must go on for
+                    # everything else; this batch's messages stay unacked and return to their queues
+                    # when the worker stops or dies: at-least-once, never lost.
+                    log.exception("Settling a batch of %d ack(s) failed unexpectedly", len(batch.acks))
                 raise_if_cancelled()
             self._idle.set()
 

@@ -128,9 +128,12 @@ class Worker:
         try:
             await self._stop.wait()
         finally:
+            # Let the consumer finish its current round trip rather than cancel it mid-reservation.
             self.consumer.stop()
-            consumer.cancel()
-            await asyncio.wait({consumer}, timeout=5.0)
+            _, busy = await asyncio.wait({consumer}, timeout=2.0)
+            if busy:
+                consumer.cancel()
+                await asyncio.wait({consumer}, timeout=5.0)
             await self._shutdown()
             for task in background:
                 task.cancel()
@@ -162,6 +165,17 @@ class Worker:
             moved = await self._requeue_safely([d.held() for d in self.holding.values()])
             log.warning("Restoring %d unacknowledged message(s)", moved)
         self.holding.clear()
+        await self._requeue_strays()
+
+    async def _requeue_strays(self) -> None:
+        """Requeue deliveries Redis says this process holds that it does not know about: a reservation
+        whose reply was lost (a connection drop, or a cancel landing mid-call) must not wait for the
+        visibility timeout."""
+        with contextlib.suppress(*RETRYABLE):
+            strays = await self.broker.load_held(await self.broker.owned_tags())
+            if strays:
+                moved = await self._requeue_safely(strays)
+                log.warning("Restoring %d unacknowledged message(s) whose reservation reply was lost", moved)
 
     async def _wait_running(self) -> None:
         runners = [d.runner for d in self.running.values() if d.runner is not None]
