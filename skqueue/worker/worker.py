@@ -17,12 +17,8 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import msgspec
-from redis.exceptions import RedisError
-
 from skqueue.app import App, Task
 from skqueue.broker import telemetry
-from skqueue.broker.pubsub import raise_if_cancelled
 from skqueue.broker.results import ResultStore
 from skqueue.broker.revoked import RevokedStore
 from skqueue.broker.transport import Held, RedisBroker, Reserved
@@ -30,7 +26,9 @@ from skqueue.broker.wakeup import Doorbell
 from skqueue.errors import NotRegistered, ProtocolError
 from skqueue.protocol import states
 from skqueue.protocol.message import decode_task
+from skqueue.worker import revoking, upkeep
 from skqueue.worker.consumer import Consumer
+from skqueue.worker.deadletter import dead_letter
 from skqueue.worker.execute import Outcome, Running, build_context, run_task
 from skqueue.worker.finish import Canvas, Finisher
 from skqueue.worker.observer import Observers
@@ -43,9 +41,6 @@ from skqueue.worker.threads import ThreadPool
 __all__ = ["Delivery", "Stats", "Worker", "WorkerOptions"]
 
 log = logging.getLogger("skqueue.worker")
-
-# Celery >= 5.6 stores REVOKED at revoke time for tasks in these states.
-REVOCABLE_STATES = (states.PENDING, states.RECEIVED, states.RETRY, states.REJECTED)
 
 
 class Component(Protocol):
@@ -116,11 +111,11 @@ class Worker:
 
     async def run(self) -> None:
         await self.broker.declare(self.consumer.cycle)
-        await self._load_revoked()
-        await self._restore_visible()
+        await upkeep.load_revoked(self)
+        await upkeep.restore_visible(self)
         background = [
             asyncio.create_task(self.settler.run(), name="settle"),
-            asyncio.create_task(self._maintain(), name="maintain"),
+            asyncio.create_task(upkeep.maintain(self), name="maintain"),
             *(asyncio.create_task(component.run(self), name=type(component).__name__)
               for component in self.components),
         ]
@@ -226,7 +221,7 @@ class Worker:
         if log.isEnabledFor(logging.INFO):
             log.info("Task %s[%s] received", message.task, message.id)
         self.observers.task_received(delivery)
-        if self._refuse(delivery):
+        if self.refuse(delivery):
             return
         if message.eta is not None and message.eta.timestamp() > time.time():
             self._schedule(delivery)
@@ -237,24 +232,15 @@ class Worker:
 
     def _dead_letter(self, reserved: Reserved, reason: str) -> None:
         self.stats.dead_lettered += 1
-        tag = _delivery_tag(reserved.raw)
         log.error("Dead-lettering malformed message from %r: %s", reserved.queue, reason)
-        record = msgspec.json.encode({"reason": reason, "queue": reserved.queue, "worker": self.options.hostname,
-                                      "time": time.time(), "payload": reserved.raw.decode("utf-8", "replace")})
-        self._spawn(self._dead_letter_async(tag, record))
+        self._spawn(dead_letter(self.broker, reserved, reason, self.options.hostname))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _dead_letter_async(self, tag: str, record: bytes) -> None:
-        try:
-            await self.broker.dead_letter(tag, record)
-        except RedisError as exc:
-            log.error("Could not dead-letter %s (%s); it stays unacked and returns later", tag, exc)
-
-    def _refuse(self, delivery: Delivery) -> bool:
+    def refuse(self, delivery: Delivery) -> bool:
         """Settle a delivery that must not run (revoked, or expired) as REVOKED. True if refused."""
         message = delivery.message
         if message.id in self.revoked:
@@ -278,7 +264,7 @@ class Worker:
 
     def _eta_due(self, delivery: Delivery) -> None:
         self.scheduled.pop(delivery.tag, None)
-        if self._stop.is_set() or self._refuse(delivery):
+        if self._stop.is_set() or self.refuse(delivery):
             return
         self.inflight += 1
         self.ready.append(delivery)
@@ -371,7 +357,7 @@ class Worker:
         """The last check before running: revoked or expired while it waited for a slot."""
         message = delivery.message
         if message.id in self.revoked or (message.expires is not None and message.expires <= datetime.now(UTC)):
-            return self._refuse(delivery)
+            return self.refuse(delivery)
         return False
 
     def _before_run(self, delivery: Delivery, task: Task, ignore: bool) -> None:
@@ -419,69 +405,6 @@ class Worker:
         # As Celery: a task running here is left to finish (or to record its own termination), so a
         # waiting client never sees a "revoked" that a "terminated" or a result then replaces.
         running = {d.message.id for d in self.running.values()}
-        acted = [d.message.id for d in self._revoke_held(set(ids), terminate)]
-        await self._store_revoked_pending([i for i in ids if i not in running])
+        acted = [d.message.id for d in revoking.revoke_held(self, set(ids), terminate)]
+        await revoking.store_revoked_pending(self, [i for i in ids if i not in running])
         return acted
-
-    def _revoke_held(self, ids: set[str], terminate: bool) -> list[Delivery]:
-        acted = []
-        for delivery in list(self.holding.values()):
-            if delivery.message.id not in ids:
-                continue
-            if delivery.tag in self.scheduled:
-                self.scheduled.pop(delivery.tag)
-                if delivery.timer is not None:
-                    delivery.timer.cancel()
-                self._refuse(delivery)
-                acted.append(delivery)
-            elif delivery in self.ready:
-                self.ready.remove(delivery)
-                self.inflight -= 1
-                self._refuse(delivery)
-                acted.append(delivery)
-            elif terminate and delivery.tag in self.running and delivery.running is not None:
-                delivery.running.terminate()
-                acted.append(delivery)
-        return acted
-
-    async def _store_revoked_pending(self, ids: list[str]) -> None:
-        if self.results is None or not ids:
-            return
-        writes = [self.metas.revoked_id(task_id, "revoked") for task_id in ids]
-        await self.results.store_if_pending(writes, REVOCABLE_STATES)
-
-    # ------------------------------------------------------------------ upkeep
-    async def _maintain(self) -> None:
-        """Refresh the leases of everything held, restore deliveries of dead workers, pick up revokes."""
-        vt = self.settings.broker_transport_options.visibility_timeout
-        refresh_every = max(min(vt / 4, 60.0), 0.05)
-        restore_every = max(min(vt / 2, 100.0), 0.1)
-        last_restore = time.monotonic()
-        while True:
-            await asyncio.sleep(refresh_every)
-            try:
-                await self.broker.refresh_leases(list(self.holding))
-                if time.monotonic() - last_restore >= restore_every:
-                    last_restore = time.monotonic()
-                    await self._restore_visible()
-                    await self._load_revoked()
-            except RETRYABLE as exc:
-                log.warning("Lease refresh failed: %s", exc)
-            raise_if_cancelled()
-
-    async def _restore_visible(self) -> None:
-        vt = self.settings.broker_transport_options.visibility_timeout
-        with contextlib.suppress(*RETRYABLE):
-            await self.broker.restore_visible(vt)
-
-    async def _load_revoked(self) -> None:
-        with contextlib.suppress(*RETRYABLE):
-            self.revoked |= await self.revoked_store.load()
-
-
-def _delivery_tag(raw: bytes) -> str:
-    try:
-        envelope = msgspec.json.decode(raw)
-        return str(envelope["properties"]["delivery_tag"])
-    except (msgspec.DecodeError, KeyError, TypeError):
-        return ""
