@@ -31,23 +31,20 @@ class ResultStore:
     async def store(self, writes: Sequence[MetaWrite]) -> int:
         """Write many metas in one atomic script call. A stored SUCCESS is never overwritten, and every
         write is published on the key's channel so clients blocked in ``.get()`` wake up."""
+        return await self._store(writes, guard="")
+
+    async def store_if_pending(self, writes: Sequence[MetaWrite], allowed: Sequence[str]) -> int:
+        """Write each meta only if the task's stored state is missing or one of ``allowed``."""
+        return await self._store(writes, guard=",".join(allowed))
+
+    async def _store(self, writes: Sequence[MetaWrite], guard: str) -> int:
         if not writes:
             return 0
         keys = [self.keys.task(w.task_id) for w in writes]
-        args: list[Any] = []
+        args: list[Any] = [guard]
         for w in writes:
             args.extend([int(w.ttl) if w.ttl and w.ttl > 0 else 0, w.meta])
         return int(await scripts.call(self.client, "store_results", keys, args))
-
-    async def store_if_pending(self, writes: Sequence[MetaWrite], states: Sequence[str]) -> int:
-        """Write each meta only if the task's stored state is missing or one of ``states``."""
-        if not writes:
-            return 0
-        keys = [self.keys.task(w.task_id) for w in writes]
-        args: list[Any] = [",".join(states)]
-        for w in writes:
-            args.extend([int(w.ttl) if w.ttl and w.ttl > 0 else 0, w.meta])
-        return int(await scripts.call(self.client, "store_if_pending", keys, args))
 
     async def succeeded(self, task_ids: Sequence[str]) -> set[str]:
         """Those of ``task_ids`` whose stored state is SUCCESS."""
