@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from skqueue.errors import EmbeddedBrokerError
 
@@ -66,7 +68,8 @@ def _alive(pid: int) -> bool:
 
 def _ping(port: int) -> bool:
     try:
-        return bool(redis.Redis(port=port, socket_timeout=1, socket_connect_timeout=1).ping())
+        client = redis.Redis(port=port, socket_timeout=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
+        return bool(client.ping())
     except redis.RedisError:
         return False
 
@@ -133,8 +136,10 @@ def release(broker: EmbeddedBroker) -> bool:
         (users / str(os.getpid())).unlink(missing_ok=True)
         if any(users.iterdir()):
             return False
+        # No retries: the server closing the connection is SHUTDOWN succeeding, and redis-py's default
+        # retry policy would spend seconds reconnecting to a server that is gone.
         with contextlib.suppress(redis.RedisError):
-            redis.Redis(port=broker.port, socket_timeout=10).shutdown()
+            redis.Redis(port=broker.port, socket_timeout=10, retry=Retry(NoBackoff(), 0)).shutdown()
         deadline = time.monotonic() + 10
         while _alive(broker.pid) and time.monotonic() < deadline:
             with contextlib.suppress(ChildProcessError):
