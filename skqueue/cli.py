@@ -86,9 +86,8 @@ async def _supervise(app: App, args: argparse.Namespace, options: Any) -> int:
 
     base = [sys.executable, "-m", "skqueue", *args.argv]
 
-    def command(index: int, node: str, spec: Any, broker: str, results: str | None) -> list[str]:
-        extra = ["--result-backend", results] if results else []
-        return [*base, "-n", node, "--broker", broker, *extra, "--child", encode_spec(spec)]
+    def command(index: int, node: str, spec: Any) -> list[str]:
+        return [*base, "-n", node, "--child", encode_spec(spec)]
 
     processes = args.processes or os.cpu_count() or 1
     supervisor = Supervisor(app, options.hostname, processes, options.concurrency, command,

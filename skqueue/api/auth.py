@@ -87,7 +87,7 @@ class Authenticator:
     def _decode(self, token: str) -> dict[str, Any]:
         try:
             alg = jwt.get_unverified_header(token).get("alg")
-            if alg not in self.keys:
+            if not isinstance(alg, str) or alg not in self.keys:
                 raise AuthError(401, f"Token algorithm {alg!r} is not accepted")
             claims: dict[str, Any] = jwt.decode(
                 token, self.keys[alg], algorithms=[alg], audience=self.audience, issuer=self.issuer,

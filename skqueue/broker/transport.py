@@ -110,9 +110,9 @@ class RedisBroker:
             return
         async with self.client.pipeline(transaction=True) as pipe:
             if tags:
-                pipe.zrem(self.keys.unacked_index, *tags)
-                pipe.hdel(self.keys.unacked, *tags)
-                pipe.srem(self.keys.owned(owner) if owner else self.owned, *tags)
+                # EVAL, not EVALSHA: inside MULTI a NOSCRIPT error could not be retried cleanly.
+                owned = self.keys.owned(owner) if owner else self.owned
+                pipe.eval(scripts.source("ack"), 3, self.keys.unacked, self.keys.unacked_index, owned, *tags)
             if extra is not None:
                 extra(pipe)
             await pipe.execute()

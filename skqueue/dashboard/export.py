@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -118,7 +119,7 @@ async def export(rt: Runtime, user_id: Any, export_format: Any, date_range: Any,
     rows = await transactions(store, user.id, period)
     content = await asyncio.to_thread(render, fmt, user, period, summary, rows)
     stamp = datetime.now(UTC)
-    name = f"dashboard_{period.start:%Y%m%d}-{period.end:%Y%m%d}_{stamp:%Y%m%dT%H%M%S}_{task_id[:8]}.{fmt}"
+    name = f"dashboard_{period.start:%Y%m%d}-{period.end:%Y%m%d}_{stamp:%Y%m%dT%H%M%S}_{_file_safe(task_id)[:8]}.{fmt}"
     path = export_dir(rt.settings) / str(user.id) / name
     await asyncio.to_thread(_write, path, content)
     digest = hashlib.sha256(content).hexdigest()
@@ -127,3 +128,9 @@ async def export(rt: Runtime, user_id: Any, export_format: Any, date_range: Any,
                                    "period_start": period.start, "period_end": period.end, "created_at": stamp})
     return {"user_id": str(user.id), "format": fmt, "path": str(path), "size": len(content), "rows": len(rows),
             "sha256": digest, "period": period.as_dict(), "exported_at": stamp.isoformat(timespec="seconds")}
+
+
+def _file_safe(text: str) -> str:
+    """Only letters, digits and dashes from a task id (it comes from the message, so it must not be able
+    to add a path component to the export file name)."""
+    return re.sub(r"[^A-Za-z0-9-]", "", text) or "task"

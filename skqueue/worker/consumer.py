@@ -9,7 +9,7 @@ from collections.abc import Callable
 from skqueue.broker.pubsub import raise_if_cancelled
 from skqueue.broker.transport import RedisBroker, Reserved
 from skqueue.broker.wakeup import Doorbell
-from skqueue.worker.settle import RETRYABLE
+from skqueue.worker.settle import REDIS_ERRORS
 
 log = logging.getLogger("skqueue.worker")
 
@@ -48,8 +48,8 @@ class Consumer:
                     return
                 raise_if_cancelled()
                 delay = 0.05
-            except RETRYABLE as exc:
-                log.warning("Broker connection lost: %s; retrying in %.1fs", exc, delay)
+            except REDIS_ERRORS as exc:  # connection loss, and also READONLY after a failover, OOM, ...
+                log.warning("Broker error: %s; retrying in %.1fs", exc, delay)
                 await self.doorbell.close()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

@@ -92,7 +92,8 @@ class Running:
         its slot is freed and its thread replaced at once."""
         self.terminated = True
         if self.job is not None:
-            if self.job.interrupt(TaskRevokedError) and self.pool is not None:
+            self.job.interrupt(TaskRevokedError)
+            if self.pool is not None:
                 self.pool.abandon(self.job)
             self.job.future.cancel()
         elif self.child is not None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from skqueue.broker.pubsub import raise_if_cancelled
 from skqueue.broker.workers import WorkerRecord, WorkerRegistry, return_deliveries
-from skqueue.worker.settle import RETRYABLE
+from skqueue.worker.settle import REDIS_ERRORS
 
 if TYPE_CHECKING:
     from skqueue.worker.worker import Worker
@@ -55,7 +55,7 @@ class Heartbeat:
                     await self.registry.beat(self.record(worker))
                     if beats % REAP_EVERY == 0:
                         await self.reap(worker)
-                except RETRYABLE as exc:
+                except REDIS_ERRORS as exc:
                     log.warning("Heartbeat failed: %s", exc)
                 raise_if_cancelled()
                 beats += 1

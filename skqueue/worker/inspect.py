@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import platform
+import re
 import sys
 import time
 from collections.abc import Iterable, Mapping
@@ -171,10 +172,16 @@ def conf(worker: Worker) -> dict[str, Any]:
     """The worker's settings under their Celery names, JSON-safe, URL passwords hidden."""
     settings = worker.settings
     table = {f.name: json_safe(getattr(settings, f.name)) for f in dataclasses.fields(settings)}
-    for name in ("broker_url", "result_backend"):
-        if isinstance(table.get(name), str):
-            table[name] = redact(table[name])
+    for name, value in table.items():
+        if _SECRET.search(name) and value:
+            table[name] = "********"
+        elif isinstance(value, str) and "://" in value:
+            table[name] = redact(value)
     return table
+
+
+# Settings whose values never leave the worker (Flower and `celery inspect conf` show this reply).
+_SECRET = re.compile(r"secret|password|passwd|token|private|key$", re.IGNORECASE)
 
 
 def report(worker: Worker) -> str:

@@ -11,15 +11,11 @@ from skqueue.broker.results import MetaWrite
 from skqueue.config import Settings
 from skqueue.errors import NotRegistered, Retry
 from skqueue.protocol import results, states
+from skqueue.protocol.events import safe_repr
 from skqueue.protocol.message import TaskMessage
 from skqueue.worker.execute import Outcome
 
 log = logging.getLogger("skqueue.worker")
-
-
-def _safe_repr(value: Any, limit: int = 200) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class MetaFactory:
@@ -86,7 +82,7 @@ def log_outcome(task: Task, message: TaskMessage, outcome: Outcome) -> None:
     if outcome.state == states.SUCCESS:
         if log.isEnabledFor(logging.INFO):
             log.info("Task %s[%s] succeeded in %.6fs: %s", task.name, message.id, outcome.runtime,
-                     _safe_repr(outcome.value))
+                     safe_repr(outcome.value, 200))
     elif outcome.state == states.RETRY:
         log.info("Task %s[%s] retry: %s", task.name, message.id, outcome.exc)
     elif outcome.state == states.REVOKED:

@@ -18,6 +18,7 @@ from skqueue.broker.wakeup import Doorbell, notifications_enabled
 from skqueue.broker.workers import WorkerRegistry
 from skqueue.worker.canvas import CeleryCanvas
 from skqueue.worker.heartbeat import Heartbeat
+from skqueue.worker.inspect import redact
 from skqueue.worker.recycle import MemoryLimit
 from skqueue.worker.remote import remote_components
 from skqueue.worker.slots import RunningSlots
@@ -117,10 +118,3 @@ def banner(app: App, options: WorkerOptions, broker: str, results: str | None, n
         flush=True,
     )
     log.info("%s ready.", options.hostname)
-
-
-def redact(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url

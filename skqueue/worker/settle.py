@@ -21,6 +21,7 @@ from typing import Any
 
 from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from skqueue.broker.pubsub import raise_if_cancelled
@@ -30,6 +31,9 @@ from skqueue.broker.transport import Publish, RedisBroker
 log = logging.getLogger("skqueue.worker")
 
 RETRYABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+# Every failure a Redis call can have (READONLY after a failover, OOM under maxmemory, ...): loops that
+# must keep going log and back off on these.
+REDIS_ERRORS = (RedisError, OSError)
 
 # Chord bookkeeping hook: given the chord parts of a batch, record them and return the messages (chord
 # bodies) that became due. Installed by the canvas support.
@@ -76,13 +80,15 @@ class Settler:
     def __init__(self, broker: RedisBroker, results: ResultStore | None,
                  on_acked: Callable[[Sequence[str]], None], *,
                  telemetry: Callable[[Pipeline, Sequence[Any]], None] | None = None,
-                 chords: ChordHook | None = None, chords_published: ChordsPublished | None = None) -> None:
+                 chords: ChordHook | None = None, chords_published: ChordsPublished | None = None,
+                 on_broken: Callable[[Sequence[str]], None] | None = None) -> None:
         self.broker = broker
         self.results = results
         self.on_acked = on_acked
         self.telemetry = telemetry
         self.chords = chords
         self.chords_published = chords_published
+        self.on_broken = on_broken
         self._pending = Settlement()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -106,10 +112,12 @@ class Settler:
                 try:
                     await self._flush(batch)
                 except Exception:
-                    # A bug, not an outage (those are retried in _flush). Settling must go on for
-                    # everything else; this batch's messages stay unacked and return to their queues
-                    # when the worker stops or dies: at-least-once, never lost.
-                    log.exception("Settling a batch of %d ack(s) failed unexpectedly", len(batch.acks))
+                    # Not an outage (those are retried in _flush): Redis refused a write (OOM, READONLY)
+                    # or a bug. Settling goes on for everything else, and this batch's deliveries go
+                    # back to their queues to run again: at-least-once, never stranded.
+                    log.exception("Settling a batch of %d ack(s) failed; requeueing them", len(batch.acks))
+                    if self.on_broken is not None:
+                        self.on_broken(batch.acks)
                 raise_if_cancelled()
             self._idle.set()
 

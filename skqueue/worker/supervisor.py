@@ -30,8 +30,10 @@ from skqueue.worker.slots import RunningSlots
 
 log = logging.getLogger("skqueue.supervisor")
 
-# Builds a child's command line from its index, node name, spec and the resolved URLs.
-ChildCommand = Callable[[int, str, ChildSpec, str, str | None], list[str]]
+# Builds a child's command line from its index, node name and spec. The resolved broker and result URLs
+# go to the child through its environment, not its command line, where any local user could read a
+# password in them.
+ChildCommand = Callable[[int, str, ChildSpec], list[str]]
 
 
 @dataclass(slots=True)
@@ -73,6 +75,8 @@ class Supervisor:
         self.children: dict[int, Child] = {}
         self.stopping = False
         self._signals = 0
+        self._stopped = asyncio.Event()
+        self._kill_at: float | None = None
         self._tmp = Path(tempfile.mkdtemp(prefix="skqueue-slots-"))
 
     async def run(self) -> int:
@@ -98,6 +102,9 @@ class Supervisor:
     def _on_signal(self) -> None:
         self._signals += 1
         self.stopping = True
+        if self._kill_at is None:
+            self._kill_at = time.monotonic() + self.kill_after
+        self._stopped.set()
         log.warning("%s shutdown: passing it on to %d worker process(es)",
                     "Warm" if self._signals == 1 else "Cold", len(self.children))
         for child in self.children.values():
@@ -110,7 +117,10 @@ class Supervisor:
         spec = ChildSpec(worker_id, str(self._tmp / f"slots-{index}"), os.getpid())
         slots = RunningSlots(spec.slots_path, self.concurrency)
         slots.clear()
-        process = await asyncio.create_subprocess_exec(*self.command(index, node, spec, broker, results),
+        env = {**os.environ, "SKQUEUE_BROKER_URL": broker}
+        if results:
+            env["SKQUEUE_RESULT_BACKEND"] = results
+        process = await asyncio.create_subprocess_exec(*self.command(index, node, spec), env=env,
                                                        stdin=asyncio.subprocess.DEVNULL)
         self.children[index] = Child(index, node, spec, slots, process)
         if self.stopping:  # the signal arrived while this child was being started
@@ -124,20 +134,34 @@ class Supervisor:
         backoff = {index: 0.1 for index in self.children}
         while self.children:
             waits = {asyncio.ensure_future(c.process.wait()): c for c in self.children.values()}
-            done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED,
-                                               timeout=self.kill_after if self.stopping else None)
+            signalled = asyncio.ensure_future(self._stopped.wait())
+            done, pending = await asyncio.wait({*waits, signalled}, return_when=asyncio.FIRST_COMPLETED,
+                                               timeout=self._time_left())
             for future in pending:
                 future.cancel()
             if not done:
                 self._kill_stragglers()
                 continue
-            for future in done:
+            for future in done & waits.keys():
                 child = waits[future]
-                await self._on_exit(child, registry, lost)
+                await self._on_exit_safely(child, registry, lost)
                 del self.children[child.index]
                 if not self.stopping:
                     backoff[child.index] = await self._restart_delay(child, backoff[child.index])
                     await self._start(child.index, broker, results)
+
+    def _time_left(self) -> float | None:
+        """Until the children must be gone (None: not stopping)."""
+        if self._kill_at is None:
+            return None
+        return max(self._kill_at - time.monotonic(), 0.0)
+
+    async def _on_exit_safely(self, child: Child, registry: WorkerRegistry, lost: LostTasks) -> None:
+        try:
+            await self._on_exit(child, registry, lost)
+        except Exception:  # Redis down, say: the reaper or the visibility timeout returns them later
+            log.exception("Could not return the deliveries of %s now; another worker will after it is "
+                          "noticed dead", child.node)
 
     def _kill_stragglers(self) -> None:
         for child in self.children.values():

@@ -28,13 +28,15 @@ _STOP = object()
 class Job:
     """One call submitted to the pool."""
 
-    __slots__ = ("_lock", "fn", "future", "running", "thread_id")
+    __slots__ = ("_lock", "abandoned", "cancelled", "fn", "future", "running", "thread_id")
 
     def __init__(self, fn: Callable[[], Any], future: asyncio.Future[Any]) -> None:
         self.fn = fn
         self.future = future
         self.thread_id: int | None = None
         self.running = False
+        self.cancelled = False  # given up before it started: never run it
+        self.abandoned = False  # given up while running: its thread leaves the pool when it returns
         self._lock = threading.Lock()
 
     def interrupt(self, exc_type: type[BaseException]) -> bool:
@@ -45,10 +47,13 @@ class Job:
             _set_async_exc(self.thread_id, exc_type)
             return True
 
-    def _start(self) -> None:
+    def _start(self) -> bool:
         with self._lock:
+            if self.cancelled:
+                return False
             self.thread_id = threading.get_ident()
             self.running = True
+            return True
 
     def _finish(self) -> None:
         with self._lock:
@@ -70,7 +75,6 @@ class ThreadPool:
         self._done: deque[tuple[Job, bool, Any]] = deque()
         self._lock = threading.Lock()
         self._handback_pending = False
-        self._surplus = 0
         self._spawned = 0
         self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -100,11 +104,13 @@ class ThreadPool:
         return await self.submit(fn).future
 
     def abandon(self, job: Job) -> None:
-        """Give up on a call that will not return in time: a new thread takes its place, and the stuck
-        one exits when (if) the call ever returns."""
-        with self._lock:
-            self._surplus += 1
-        self._spawn()
+        """Give up on a call (time limit, revoke with terminate). Not started yet: it never runs. Running:
+        a new thread takes its place, and the stuck one leaves the pool when (if) the call returns."""
+        with job._lock:
+            job.cancelled = True
+            job.abandoned = job.running
+        if job.abandoned:
+            self._spawn()
 
     def _work(self) -> None:
         while True:
@@ -113,15 +119,14 @@ class ThreadPool:
                 if job is _STOP:
                     return
                 self._run(job)
-                with self._lock:
-                    if self._surplus:
-                        self._surplus -= 1
-                        return
+                if job.abandoned:
+                    return
             except BaseException:
                 continue
 
     def _run(self, job: Job) -> None:
-        job._start()
+        if not job._start():
+            return
         try:
             outcome: tuple[Job, bool, Any] = (job, True, job.fn())
         except BaseException as exc:

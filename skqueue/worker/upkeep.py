@@ -9,7 +9,7 @@ import time
 from typing import TYPE_CHECKING
 
 from skqueue.broker.pubsub import raise_if_cancelled
-from skqueue.worker.settle import RETRYABLE
+from skqueue.worker.settle import REDIS_ERRORS
 
 if TYPE_CHECKING:
     from skqueue.worker.worker import Worker
@@ -33,17 +33,17 @@ async def maintain(worker: Worker) -> None:
                 last_restore = time.monotonic()
                 await restore_visible(worker)
                 await load_revoked(worker)
-        except RETRYABLE as exc:
+        except REDIS_ERRORS as exc:
             log.warning("Lease refresh failed: %s", exc)
         raise_if_cancelled()
 
 
 async def restore_visible(worker: Worker) -> None:
     vt = worker.settings.broker_transport_options.visibility_timeout
-    with contextlib.suppress(*RETRYABLE):
+    with contextlib.suppress(*REDIS_ERRORS):
         await worker.broker.restore_visible(vt)
 
 
 async def load_revoked(worker: Worker) -> None:
-    with contextlib.suppress(*RETRYABLE):
+    with contextlib.suppress(*REDIS_ERRORS):
         worker.revoked |= await worker.revoked_store.load()

@@ -65,7 +65,8 @@ class Worker:
         self.settler = Settler(broker, results, self._forget,
                                telemetry=lambda pipe, records: telemetry.write(pipe, broker.keys, records),
                                chords=getattr(canvas, "record_chord_parts", None),
-                               chords_published=getattr(canvas, "chords_published", None))
+                               chords_published=getattr(canvas, "chords_published", None),
+                               on_broken=self._settle_failed)
         transport = app.conf.broker_transport_options
         self.consumer = Consumer(broker, doorbell, options.queues, transport.queue_order_strategy,
                                  transport.polling_interval)
@@ -120,6 +121,8 @@ class Worker:
               for component in self.components),
         ]
         consumer = asyncio.create_task(self.consumer.run(self._credit, self._accept_batch, self._on_empty))
+        for task in (consumer, *background):
+            task.add_done_callback(self._on_loop_exit)
         try:
             await self._stop.wait()
         finally:
@@ -136,6 +139,16 @@ class Worker:
             await asyncio.wait(background, timeout=5.0)
             await self.consumer.close()
             self.threads.shutdown()
+
+    def _on_loop_exit(self, task: asyncio.Task[Any]) -> None:
+        """A loop that ends while the worker runs is a bug: stop (a supervisor restarts the process)
+        rather than look alive while consuming or settling nothing."""
+        if self._stop.is_set() or task.cancelled():
+            return
+        exc = task.exception()
+        log.critical("Worker loop %r stopped unexpectedly (%r): shutting down", task.get_name(), exc,
+                     exc_info=exc)
+        self.request_stop()
 
     def _on_empty(self) -> bool:
         if self.options.burst and not self.holding:
@@ -155,7 +168,16 @@ class Worker:
         self.ready.clear()
         self.scheduled.clear()
         await self._wait_running()
-        await self.settler.drain()
+        if self._background:
+            await asyncio.wait(self._background, timeout=5.0)
+        try:
+            # Bounded: with Redis gone the flush retries forever; what is not acked stays in Redis and
+            # comes back through a reaper or the visibility timeout, so stopping loses nothing.
+            await asyncio.wait_for(self.settler.drain(), timeout=0.5 if self._cold else self.options.shutdown_timeout)
+        except TimeoutError:
+            log.error("Results and acks could not be written before shutdown (is Redis reachable?); the "
+                      "unacknowledged messages will be redelivered")
+            return
         if self.holding:
             moved = await self._requeue_safely([d.held() for d in self.holding.values()])
             log.warning("Restoring %d unacknowledged message(s)", moved)
@@ -292,6 +314,9 @@ class Worker:
             settlement = await self._run_delivery(delivery)
         except asyncio.CancelledError:
             settlement = self._interrupted(delivery)
+        except Exception as exc:  # a bug after the task ran: fail the task rather than strand the message
+            log.exception("Settling task %s[%s] failed", delivery.message.task, delivery.message.id)
+            settlement = self._broken(delivery, exc)
         finally:
             self.running.pop(delivery.tag, None)
             if self._quarantine == delivery.tag:
@@ -310,6 +335,13 @@ class Worker:
             log.warning("Processed %d tasks (--max-tasks-per-child %d): restarting this process",
                         self.stats.processed, limit)
             self.request_stop()
+
+    def _broken(self, delivery: Delivery, exc: Exception) -> Settlement:
+        message = delivery.message
+        self.stats.failed += 1
+        outcome = Outcome(states.FAILURE, None, exc, None, time.time() - (delivery.started or delivery.received))
+        write = self.metas.finished(message, delivery.queue, outcome)
+        return Settlement(writes=[write], acks=[message.delivery_tag] if message.delivery_tag in self.holding else [])
 
     def _interrupted(self, delivery: Delivery) -> Settlement:
         message = delivery.message
@@ -389,6 +421,11 @@ class Worker:
             self.stats.revoked += 1
         else:
             self.stats.failed += 1
+
+    def _settle_failed(self, tags: Sequence[str]) -> None:
+        held = [self.holding.pop(tag).held() for tag in tags if tag in self.holding]
+        if held:
+            self._spawn(self._requeue_safely(held))
 
     def _forget(self, tags: Sequence[str]) -> None:
         for tag in tags:
