@@ -101,3 +101,14 @@ def ledger(self: TaskContext, seconds: float = 0.0) -> int:
 def crash() -> None:
     """Kills the process running it, every time: a poison message."""
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+class _BadRepr(dict):  # type: ignore[type-arg]
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr for you")
+
+
+@app.task(name="wire.bad_repr")
+def bad_repr() -> dict[str, int]:
+    """Returns a value whose ``repr`` raises (the worker logs results at INFO)."""
+    return _BadRepr(a=1)

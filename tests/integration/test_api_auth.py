@@ -62,6 +62,7 @@ BAD_TOKENS = {
     "refresh token": jwt.encode(_claims(token_type="refresh"), SECRET, algorithm="HS256"),
     "HS512 not configured": jwt.encode(_claims(), SECRET + SECRET, algorithm="HS512"),
     "garbage": "not.a.token",
+    "alg not a string": _hmac_token({"alg": ["HS256"], "typ": "JWT"}, _claims(), SECRET.encode()),
 }
 
 
