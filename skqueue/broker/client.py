@@ -47,9 +47,3 @@ async def aclose(obj: object) -> None:
     closer = getattr(obj, "aclose", None) or getattr(obj, "close", None)
     if closer is not None:
         await closer()
-
-
-def same_database(url_a: str, url_b: str) -> bool:
-    a, b = urlparse(url_a), urlparse(url_b)
-    return (a.scheme, a.hostname, a.port, a.username, db_of(url_a)) == (
-        b.scheme, b.hostname, b.port, b.username, db_of(url_b))

@@ -142,8 +142,9 @@ class RedisBroker:
         await self.client.lpush(self.keys.queue_for_priority(queue, clamp_priority(priority)), raw)
 
     async def publish_many(self, messages: Sequence[Publish]) -> None:
-        """``LPUSH`` each message to its queue's band list, in order, in one round trip."""
-        async with self.client.pipeline(transaction=False) as pipe:
+        """``LPUSH`` each message to its queue's band list, in order, in one round trip. One transaction:
+        a connection lost half-way must not leave some pushed, as the retry would push those again."""
+        async with self.client.pipeline(transaction=True) as pipe:
             for message in messages:
                 pipe.lpush(self.keys.queue_for_priority(message.queue, clamp_priority(message.priority)),
                            message.raw)

@@ -41,11 +41,6 @@ def routing_key(event_type: str) -> str:
     return event_type.replace("-", ".")
 
 
-def group_of(event_type: str) -> str:
-    """``task-succeeded`` -> ``task`` (Celery buffers and enables events by group)."""
-    return event_type.partition("-")[0]
-
-
 def make_event(event_type: str, *, hostname: str, pid: int, clock: int, timestamp: float | None = None,
                offset: float | None = None, **fields: Any) -> Event:
     """One event in Celery's field order."""

@@ -99,10 +99,6 @@ class ThreadPool:
         self._jobs.put(job)
         return job
 
-    async def run(self, fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` in a pool thread. Cancelling the caller abandons the call; its outcome is dropped."""
-        return await self.submit(fn).future
-
     def abandon(self, job: Job) -> None:
         """Give up on a call (time limit, revoke with terminate). Not started yet: it never runs. Running:
         a new thread takes its place, and the stuck one leaves the pool when (if) the call returns."""
