@@ -8,66 +8,17 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import time
-import uuid
 from collections.abc import Sequence
 from typing import Any, TextIO
 
 from skqueue.broker.connections import open_connections, release_urls, resolve_urls
-from skqueue.broker.mailbox import Mailbox
+from skqueue.broker.mailbox import Mailbox, broadcast
 from skqueue.config import Settings
-from skqueue.errors import ProtocolError
-from skqueue.protocol.clock import LamportClock
-from skqueue.protocol.control import ControlRequest, ReplyTo, decode_reply, encode_request
 
 INSPECT_COMMANDS = ("active", "active_queues", "clock", "conf", "ping", "query_task", "registered", "report",
                     "reserved", "revoked", "scheduled", "stats")
 CONTROL_COMMANDS = ("disable_events", "enable_events", "heartbeat", "revoke", "shutdown")
 EX_UNAVAILABLE = 69  # what ``celery inspect`` exits with when nobody answered
-
-
-async def broadcast(mailbox: Mailbox, method: str, arguments: dict[str, Any] | None = None, *,
-                    destination: Sequence[str] | None = None, timeout: float = 1.0, reply: bool = True,
-                    clock: LamportClock | None = None) -> dict[str, Any]:
-    """Send a command to every node (or those in ``destination``) and collect ``{node: reply}`` until
-    ``timeout`` passes or every destination answered. With ``reply=False`` nothing is awaited."""
-    clock = clock or LamportClock()
-    oid = str(uuid.uuid4())
-    ticket = str(uuid.uuid4()) if reply else None
-    request = ControlRequest(
-        method, dict(arguments or {}), list(destination) if destination else None, ticket=ticket,
-        reply_to=ReplyTo(mailbox.reply_exchange, oid) if reply else None, clock=clock.forward(),
-        expires=time.time() + timeout if reply else 0.0,
-    )
-    payload = encode_request(request, exchange=mailbox.exchange)
-    if not reply:
-        await mailbox.publish(payload)
-        return {}
-    await mailbox.open_replies(oid)
-    try:
-        await mailbox.publish(payload)
-        limit = len(destination) if destination else None
-        return await _collect(mailbox, oid, ticket, limit=limit, timeout=timeout, clock=clock)
-    finally:
-        await mailbox.close_replies(oid)
-
-
-async def _collect(mailbox: Mailbox, oid: str, ticket: str | None, *, limit: int | None, timeout: float,
-                   clock: LamportClock) -> dict[str, Any]:
-    replies: dict[str, Any] = {}
-    deadline = time.monotonic() + timeout
-    while limit is None or len(replies) < limit:
-        raw = await mailbox.next_reply(oid, deadline)
-        if raw is None:
-            break
-        try:
-            answer = decode_reply(raw)
-        except ProtocolError:
-            continue
-        clock.adjust(answer.clock)
-        if answer.ticket == ticket:
-            replies.update(answer.body)
-    return replies
 
 
 async def call(settings: Settings, method: str, arguments: dict[str, Any] | None = None, *,

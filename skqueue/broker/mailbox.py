@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -21,7 +24,9 @@ from skqueue.broker.keys import (
     reply_queue,
 )
 from skqueue.broker.pubsub import Subscription
-from skqueue.protocol.control import ReplyTo
+from skqueue.errors import ProtocolError
+from skqueue.protocol.clock import LamportClock
+from skqueue.protocol.control import ControlRequest, ReplyTo, decode_reply, encode_request
 
 
 class Mailbox:
@@ -102,3 +107,47 @@ class Mailbox:
                 return value if isinstance(value, bytes) else str(value).encode()
             await asyncio.sleep(0)
         return None
+
+
+async def broadcast(mailbox: Mailbox, method: str, arguments: dict[str, Any] | None = None, *,
+                    destination: Sequence[str] | None = None, timeout: float = 1.0, reply: bool = True,
+                    clock: LamportClock | None = None) -> dict[str, Any]:
+    """Send a command to every node (or those in ``destination``) and collect ``{node: reply}`` until
+    ``timeout`` passes or every destination answered. With ``reply=False`` nothing is awaited."""
+    clock = clock or LamportClock()
+    oid = str(uuid.uuid4())
+    ticket = str(uuid.uuid4()) if reply else None
+    request = ControlRequest(
+        method, dict(arguments or {}), list(destination) if destination else None, ticket=ticket,
+        reply_to=ReplyTo(mailbox.reply_exchange, oid) if reply else None, clock=clock.forward(),
+        expires=time.time() + timeout if reply else 0.0,
+    )
+    payload = encode_request(request, exchange=mailbox.exchange)
+    if not reply:
+        await mailbox.publish(payload)
+        return {}
+    await mailbox.open_replies(oid)
+    try:
+        await mailbox.publish(payload)
+        limit = len(destination) if destination else None
+        return await _collect(mailbox, oid, ticket, limit=limit, timeout=timeout, clock=clock)
+    finally:
+        await mailbox.close_replies(oid)
+
+
+async def _collect(mailbox: Mailbox, oid: str, ticket: str | None, *, limit: int | None, timeout: float,
+                   clock: LamportClock) -> dict[str, Any]:
+    replies: dict[str, Any] = {}
+    deadline = time.monotonic() + timeout
+    while limit is None or len(replies) < limit:
+        raw = await mailbox.next_reply(oid, deadline)
+        if raw is None:
+            break
+        try:
+            answer = decode_reply(raw)
+        except ProtocolError:
+            continue
+        clock.adjust(answer.clock)
+        if answer.ticket == ticket:
+            replies.update(answer.body)
+    return replies

@@ -186,7 +186,7 @@ def run_task(settings: Settings, app: App, short: str, kwargs: dict[str, Any], *
 
 
 async def _check_workers(conns: Connections, settings: Settings, timeout: float) -> tuple[bool, str]:
-    from skqueue.control_client import broadcast
+    from skqueue.broker.mailbox import broadcast
 
     started = time.perf_counter()
     mailbox = Mailbox(conns.broker.client, conns.broker.keys, settings.control_exchange)

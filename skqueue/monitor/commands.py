@@ -15,9 +15,9 @@ import time
 from typing import Any
 
 from skqueue.app import Task
+from skqueue.broker.mailbox import broadcast
 from skqueue.broker.results import MetaWrite
 from skqueue.broker.submissions import Submission
-from skqueue.control_client import broadcast
 from skqueue.errors import Conflict, InvalidRequest, NotFound, ProtocolError
 from skqueue.monitor.base import ORIGIN, Monitor, check_task_id
 from skqueue.protocol import results, states
