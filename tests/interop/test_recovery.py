@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import time
@@ -129,8 +130,18 @@ def test_cold_shutdown_requeues_running_tasks(server: Any, celery_app: Any, tmp_
     assert slow.state == "PENDING"
 
 
+def _missing(server: Any, ids: list[str]) -> list[str]:
+    return [task_id for task_id, meta in zip(ids, _results(server, ids), strict=True)
+            if not meta or meta["status"] != "SUCCESS"]
+
+
 @pytest.mark.parametrize("victims", [["skqueue", "celery", "skqueue"]])
 def test_mixed_fleet_loses_nothing(server: Any, celery_app: Any, tmp_path: Path, victims: list[str]) -> None:
+    """A Celery worker and an skqueue worker share a queue; either is SIGKILLed at random moments.
+
+    Nothing skqueue ever took may be lost. Celery itself can lose a message it popped with BRPOP but had
+    not yet recorded in ``unacked`` when it was killed (a documented window, celery#7950, spec §4.7): such
+    a message appears in neither worker's log. At most one per Celery kill is tolerated, and only then."""
     ids = [celery_app.send_task("wire.block", args=(0.01,)).id for _ in range(2000)]
     spawners = {
         "skqueue": lambda n: spawn_skqueue(server, "-Q", "default", "-c", "4", vt=2, name=f"sk{n}@test",
@@ -146,11 +157,18 @@ def test_mixed_fleet_loses_nothing(server: Any, celery_app: Any, tmp_path: Path,
             assert not _all_succeeded(server, ids), "every kill must hit a fleet with work outstanding"
             kill9(workers[victim])
             workers[victim] = spawners[victim](n)
-        wait_for(lambda: _all_succeeded(server, ids), timeout=60, interval=0.2)
+        with contextlib.suppress(AssertionError):
+            wait_for(lambda: _all_succeeded(server, ids), timeout=60, interval=0.2)
+        broker = server.client(0)
+        wait_for(lambda: broker.llen("default") == 0 and broker.hlen("unacked") == 0, timeout=30, interval=0.2)
     finally:
         for process in workers.values():
             terminate(process)
-    assert server.client(0).hlen("unacked") == 0
+    missing = _missing(server, ids)
+    logs = (tmp_path / "sk.log").read_text(errors="replace") + (tmp_path / "celery.log").read_text(errors="replace")
+    seen = [task_id for task_id in missing if task_id in logs]
+    assert seen == [], "a task a worker had received was lost"
+    assert len(missing) <= victims.count("celery"), f"lost {missing}"
 
 
 def test_celery_worker_recovers_skqueue_deliveries(server: Any, celery_app: Any, tmp_path: Path) -> None:
