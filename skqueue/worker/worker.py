@@ -8,7 +8,6 @@ timeout. Shutdown puts whatever was not acked back at the head of its queue.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -21,19 +20,19 @@ from skqueue.app import App, Task
 from skqueue.broker import telemetry
 from skqueue.broker.results import ResultStore
 from skqueue.broker.revoked import RevokedStore
-from skqueue.broker.transport import Held, RedisBroker, Reserved
+from skqueue.broker.transport import RedisBroker, Reserved
 from skqueue.broker.wakeup import Doorbell
 from skqueue.errors import NotRegistered, ProtocolError
 from skqueue.protocol import states
 from skqueue.protocol.message import decode_task
-from skqueue.worker import revoking, upkeep
+from skqueue.worker import revoking, shutdown, upkeep
 from skqueue.worker.consumer import Consumer
 from skqueue.worker.deadletter import dead_letter
 from skqueue.worker.execute import Outcome, Running, build_context, run_task
 from skqueue.worker.finish import Canvas, Finisher
 from skqueue.worker.observer import Observers
 from skqueue.worker.outcomes import MetaFactory, log_outcome
-from skqueue.worker.settle import RETRYABLE, Settlement, Settler
+from skqueue.worker.settle import Settlement, Settler
 from skqueue.worker.slots import RunningSlots
 from skqueue.worker.state import Delivery, Stats, WorkerOptions
 from skqueue.worker.threads import ThreadPool
@@ -86,9 +85,9 @@ class Worker:
         self.inflight = 0
         self.max_inflight = max(options.concurrency * options.prefetch_multiplier, 1)
         self._stop = asyncio.Event()
-        self._cold = False
+        self.cold = False
         self._quarantine: str | None = None
-        self._background: set[asyncio.Task[Any]] = set()
+        self.background_tasks: set[asyncio.Task[Any]] = set()
 
     @property
     def queues(self) -> list[str]:
@@ -98,9 +97,9 @@ class Worker:
     def request_stop(self) -> None:
         """First call: warm shutdown. Second call: cold shutdown (still loses nothing)."""
         if self._stop.is_set():
-            if not self._cold:
+            if not self.cold:
                 log.warning("Cold shutdown (second signal): cancelling running tasks, requeueing them")
-            self._cold = True
+            self.cold = True
             for delivery in list(self.running.values()):
                 if delivery.runner is not None:
                     delivery.runner.cancel()
@@ -132,7 +131,7 @@ class Worker:
             if busy:
                 consumer.cancel()
                 await asyncio.wait({consumer}, timeout=5.0)
-            await self._shutdown()
+            await shutdown.shutdown(self)
             for task in background:
                 task.cancel()
             # Bounded: a cancel swallowed inside a client library must not hang the shutdown.
@@ -160,63 +159,6 @@ class Worker:
 
     def _credit(self) -> int:
         return 0 if self._stop.is_set() else self.max_inflight - self.inflight
-
-    async def _shutdown(self) -> None:
-        for delivery in self.scheduled.values():
-            if delivery.timer is not None:
-                delivery.timer.cancel()
-        self.ready.clear()
-        self.scheduled.clear()
-        await self._wait_running()
-        if self._background:
-            await asyncio.wait(self._background, timeout=5.0)
-        try:
-            # Bounded: with Redis gone the flush retries forever; what is not acked stays in Redis and
-            # comes back through a reaper or the visibility timeout, so stopping loses nothing.
-            await asyncio.wait_for(self.settler.drain(), timeout=0.5 if self._cold else self.options.shutdown_timeout)
-        except TimeoutError:
-            log.error("Results and acks could not be written before shutdown (is Redis reachable?); the "
-                      "unacknowledged messages will be redelivered")
-            return
-        if self.holding:
-            moved = await self._requeue_safely([d.held() for d in self.holding.values()])
-            log.warning("Restoring %d unacknowledged message(s)", moved)
-        self.holding.clear()
-        await self._requeue_strays()
-
-    async def _requeue_strays(self) -> None:
-        """Requeue deliveries Redis says this process holds that it does not know about: a reservation
-        whose reply was lost (a connection drop, or a cancel landing mid-call) must not wait for the
-        visibility timeout."""
-        with contextlib.suppress(*RETRYABLE):
-            strays = await self.broker.load_held(await self.broker.owned_tags())
-            if strays:
-                moved = await self._requeue_safely(strays)
-                log.warning("Restoring %d unacknowledged message(s) whose reservation reply was lost", moved)
-
-    async def _wait_running(self) -> None:
-        runners = [d.runner for d in self.running.values() if d.runner is not None]
-        if not runners:
-            return
-        grace = 0.0 if self._cold else self.options.shutdown_timeout
-        _, pending = await asyncio.wait(runners, timeout=grace) if grace else (set(), set(runners))
-        for runner in pending:
-            runner.cancel()
-        if pending:
-            log.warning("%d task(s) still running after the grace period: requeueing them", len(pending))
-            await asyncio.wait(pending, timeout=2.0)
-
-    async def _requeue_safely(self, held: list[Held]) -> int:
-        delay = 0.1
-        for _ in range(20):
-            try:
-                return await self.broker.requeue(held, head=True)
-            except RETRYABLE as exc:
-                log.warning("Redis unavailable while requeueing (%s); retrying", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-        log.error("Could not requeue %d message(s); they return after the visibility timeout", len(held))
-        return 0
 
     # ------------------------------------------------------------------ receiving
     def _accept_batch(self, batch: list[Reserved]) -> None:
@@ -259,8 +201,8 @@ class Worker:
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self.background_tasks.add(task)
+        task.add_done_callback(self.background_tasks.discard)
 
     def refuse(self, delivery: Delivery) -> bool:
         """Settle a delivery that must not run (revoked, or expired) as REVOKED. True if refused."""
@@ -425,7 +367,7 @@ class Worker:
     def _settle_failed(self, tags: Sequence[str]) -> None:
         held = [self.holding.pop(tag).held() for tag in tags if tag in self.holding]
         if held:
-            self._spawn(self._requeue_safely(held))
+            self._spawn(shutdown.requeue_safely(self.broker, held))
 
     def _forget(self, tags: Sequence[str]) -> None:
         for tag in tags:
