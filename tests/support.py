@@ -225,3 +225,20 @@ def terminate(process: subprocess.Popen[bytes], timeout: float = 15) -> int:
         except subprocess.TimeoutExpired:
             process.kill()
     return process.wait()
+
+
+def restore_visible(server: RedisServer, visibility_timeout: float) -> int:
+    """One visibility restore against ``server`` (db 0) with default transport options."""
+    from skqueue.broker.client import aclose, connect
+    from skqueue.broker.keys import BrokerKeys
+    from skqueue.broker.transport import RedisBroker
+    from skqueue.config import TransportOptions
+
+    async def restore() -> int:
+        client = connect(server.url(0))
+        try:
+            return await RedisBroker(client, BrokerKeys(TransportOptions())).restore_visible(visibility_timeout)
+        finally:
+            await aclose(client)
+
+    return asyncio.run(restore())

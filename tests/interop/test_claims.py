@@ -3,7 +3,6 @@ notifications, and recycling a process that grows past --max-memory-per-child.""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -12,12 +11,8 @@ from typing import Any
 
 import pytest
 
-from skqueue.broker.client import aclose, connect
-from skqueue.broker.keys import BrokerKeys
-from skqueue.broker.transport import RedisBroker
-from skqueue.config import TransportOptions
 from tests.conftest import configure_wire
-from tests.support import RedisServer, spawn_skqueue, terminate, wait_for
+from tests.support import RedisServer, restore_visible, spawn_skqueue, terminate, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -30,14 +25,7 @@ def test_restore_goes_ahead_while_a_dead_workers_mutex_is_held(server: Any) -> N
     broker.hset("unacked", "tag-1", json.dumps([payload, "", "default"]))
     broker.zadd("unacked_index", {"tag-1": time.time() - 100})
 
-    async def restore() -> int:
-        client = connect(server.url(0))
-        try:
-            return await RedisBroker(client, BrokerKeys(TransportOptions())).restore_visible(10)
-        finally:
-            await aclose(client)
-
-    assert asyncio.run(restore()) == 1
+    assert restore_visible(server, 10) == 1
     assert broker.llen("default") == 1
     assert broker.get("unacked_mutex") == b"left-by-a-killed-celery-worker", "someone else's mutex is kept"
 

@@ -16,7 +16,7 @@ from skqueue.broker.client import aclose, connect
 from skqueue.broker.keys import BrokerKeys
 from skqueue.broker.transport import RedisBroker
 from skqueue.config import TransportOptions
-from tests.support import kill9, spawn_celery, spawn_skqueue, terminate, wait_for
+from tests.support import kill9, restore_visible, spawn_celery, spawn_skqueue, terminate, wait_for
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -90,14 +90,7 @@ def test_fresh_leases_are_not_restored(server: Any) -> None:
     broker.hset("unacked", "live", json.dumps([{"properties": {"delivery_tag": "live"}}, "", "default"]))
     broker.zadd("unacked_index", {"live": time.time()})
 
-    async def restore() -> int:
-        client = connect(server.url(0))
-        try:
-            return await RedisBroker(client, BrokerKeys(TransportOptions())).restore_visible(10)
-        finally:
-            await aclose(client)
-
-    assert asyncio.run(restore()) == 0
+    assert restore_visible(server, 10) == 0
     assert broker.hlen("unacked") == 1
 
 
